@@ -19,6 +19,6 @@ pub use error_code::ErrorCode;
 pub use frame::{encode_request, read_frame, DEFAULT_MAX_FRAME_BYTES};
 pub use header::{RequestHeader, ResponseHeader};
 pub use primitives::{
-    put_tagged_fields, read_uvarint, read_uvarlong, uvarint_len, varint_len, varlong_len, Decoder,
-    Encoder, RawTaggedField, Uuid,
+    put_array, put_nullable_array, put_nullable_struct, put_tagged_fields, read_uvarint,
+    read_uvarlong, uvarint_len, varint_len, varlong_len, Decoder, Encoder, RawTaggedField, Uuid,
 };

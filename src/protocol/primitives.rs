@@ -358,7 +358,158 @@ impl<'a> Decoder<'a> {
         }
         Ok(unknown)
     }
+
+    // The `_v` readers below pick the classic or the compact (flexible
+    // versions) form of a field with `compact`; generated decoders use them.
+
+    /// Reads a non-null string, compact when `compact`. Like the Java
+    /// client, refuses a compact string longer than a classic one can be
+    /// (32767 bytes).
+    #[inline]
+    pub fn string_v(&mut self, compact: bool) -> Result<String> {
+        if compact {
+            check_string_len(self.compact_string()?)
+        } else {
+            self.string()
+        }
+    }
+
+    /// Reads a nullable string, compact when `compact`; see
+    /// [`Decoder::string_v`].
+    #[inline]
+    pub fn nullable_string_v(&mut self, compact: bool) -> Result<Option<String>> {
+        if compact {
+            self.compact_nullable_string()?
+                .map(check_string_len)
+                .transpose()
+        } else {
+            self.nullable_string()
+        }
+    }
+
+    /// Reads non-null bytes (or a `records` field), compact when `compact`.
+    #[inline]
+    pub fn bytes_v(&mut self, compact: bool) -> Result<Bytes> {
+        if compact {
+            self.compact_bytes()
+        } else {
+            self.bytes()
+        }
+    }
+
+    /// Reads nullable bytes (or a `records` field), compact when `compact`.
+    #[inline]
+    pub fn nullable_bytes_v(&mut self, compact: bool) -> Result<Option<Bytes>> {
+        if compact {
+            self.compact_nullable_bytes()
+        } else {
+            self.nullable_bytes()
+        }
+    }
+
+    /// Reads an array length (`None` = null), compact when `compact`.
+    #[inline]
+    pub fn array_len_v(&mut self, compact: bool) -> Result<Option<usize>> {
+        if compact {
+            self.compact_array_len()
+        } else {
+            self.array_len()
+        }
+    }
+
+    /// Reads a non-null array, compact when `compact`, decoding each element
+    /// with `element`.
+    ///
+    /// The length is checked against the bytes left, and the vector grows as
+    /// elements are decoded: at most 64 KiB are reserved up front, whatever
+    /// length the input claims.
+    pub fn array_v<T>(
+        &mut self,
+        compact: bool,
+        element: impl FnMut(&mut Decoder<'a>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        match self.array_len_v(compact)? {
+            Some(n) => self.elements(n, element),
+            None => Err(Error::protocol("null array in a non-nullable field")),
+        }
+    }
+
+    /// Reads a nullable array, compact when `compact`; see
+    /// [`Decoder::array_v`].
+    pub fn nullable_array_v<T>(
+        &mut self,
+        compact: bool,
+        element: impl FnMut(&mut Decoder<'a>) -> Result<T>,
+    ) -> Result<Option<Vec<T>>> {
+        match self.array_len_v(compact)? {
+            Some(n) => self.elements(n, element).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn elements<T>(
+        &mut self,
+        n: usize,
+        mut element: impl FnMut(&mut Decoder<'a>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(prealloc::<T>(n));
+        for _ in 0..n {
+            out.push(element(self)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads a nullable struct: an int8 marker (negative = null) and, when
+    /// not null, the struct decoded by `inner`.
+    pub fn nullable_struct<T>(
+        &mut self,
+        inner: impl FnOnce(&mut Decoder<'a>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if self.i8()? < 0 {
+            Ok(None)
+        } else {
+            inner(self).map(Some)
+        }
+    }
+
+    /// Reads the tagged-field section of a struct without known tagged
+    /// fields when `flexible`, keeping every field raw; an empty list
+    /// otherwise (non-flexible versions have no section).
+    #[inline]
+    pub fn raw_tagged_fields(&mut self, flexible: bool) -> Result<Vec<RawTaggedField>> {
+        if flexible {
+            self.tagged_fields(|_, _| Ok(false))
+        } else {
+            Ok(Vec::new())
+        }
+    }
 }
+
+fn check_string_len(s: String) -> Result<String> {
+    if s.len() > i16::MAX as usize {
+        Err(string_too_long(s.len()))
+    } else {
+        Ok(s)
+    }
+}
+
+#[cold]
+fn string_too_long(len: usize) -> Error {
+    Error::protocol(format!(
+        "string of {len} bytes is longer than the 32767 a Kafka string can hold"
+    ))
+}
+
+/// How many of `n` claimed elements of `T` to reserve up front.
+#[inline]
+fn prealloc<T>(n: usize) -> usize {
+    n.min(MAX_PREALLOC_BYTES / std::mem::size_of::<T>().max(1))
+}
+
+/// The most an array decoder reserves before it has decoded any element.
+/// Lengths read off the wire are only bounded by the bytes left, and an
+/// element in memory can be much larger than on the wire.
+pub(crate) const MAX_PREALLOC_BYTES: usize = 64 * 1024;
 
 #[cold]
 fn short(want: usize, have: usize) -> Error {
@@ -578,6 +729,58 @@ pub trait Encoder {
         }
         Ok(())
     }
+
+    /// Writes a non-null string, compact when `compact`. Either form is
+    /// limited to 32767 bytes, as in the Java client.
+    #[inline]
+    fn put_string_v(&mut self, compact: bool, v: &str) -> Result<()> {
+        self.put_nullable_string_v(compact, Some(v))
+    }
+
+    /// Writes a nullable string, compact when `compact`; see
+    /// [`Encoder::put_string_v`].
+    #[inline]
+    fn put_nullable_string_v(&mut self, compact: bool, v: Option<&str>) -> Result<()> {
+        if !compact {
+            return self.put_nullable_string(v);
+        }
+        if let Some(s) = v {
+            if s.len() > i16::MAX as usize {
+                return Err(string_too_long(s.len()));
+            }
+        }
+        self.put_compact_nullable_string(v)
+    }
+
+    /// Writes non-null bytes (or a `records` field), compact when `compact`.
+    #[inline]
+    fn put_bytes_v(&mut self, compact: bool, v: &[u8]) -> Result<()> {
+        if compact {
+            self.put_compact_bytes(v)
+        } else {
+            self.put_bytes(v)
+        }
+    }
+
+    /// Writes nullable bytes (or a `records` field), compact when `compact`.
+    #[inline]
+    fn put_nullable_bytes_v(&mut self, compact: bool, v: Option<&[u8]>) -> Result<()> {
+        if compact {
+            self.put_compact_nullable_bytes(v)
+        } else {
+            self.put_nullable_bytes(v)
+        }
+    }
+
+    /// Writes an array length (`None` = null), compact when `compact`.
+    #[inline]
+    fn put_array_len_v(&mut self, compact: bool, n: Option<usize>) -> Result<()> {
+        if compact {
+            self.put_compact_array_len(n)
+        } else {
+            self.put_array_len(n)
+        }
+    }
 }
 
 impl Encoder for Vec<u8> {
@@ -655,9 +858,7 @@ pub fn put_tagged_fields(
     unknown: &[RawTaggedField],
 ) -> Result<()> {
     let total = known.len() + unknown.len();
-    out.put_uvarint(
-        u32::try_from(total).map_err(|_| Error::protocol("too many tagged fields"))?,
-    );
+    out.put_uvarint(u32::try_from(total).map_err(|_| Error::protocol("too many tagged fields"))?);
     let (mut k, mut u) = (0, 0);
     let mut last: Option<u32> = None;
     while k < known.len() || u < unknown.len() {
@@ -686,6 +887,53 @@ pub fn put_tagged_fields(
         out.put_slice(data);
     }
     Ok(())
+}
+
+/// Writes a non-null array, compact when `compact`, encoding each element
+/// with `element`.
+pub fn put_array<T>(
+    out: &mut Vec<u8>,
+    compact: bool,
+    items: &[T],
+    mut element: impl FnMut(&mut Vec<u8>, &T) -> Result<()>,
+) -> Result<()> {
+    out.put_array_len_v(compact, Some(items.len()))?;
+    for item in items {
+        element(out, item)?;
+    }
+    Ok(())
+}
+
+/// Writes a nullable array, compact when `compact`; see [`put_array`].
+pub fn put_nullable_array<T>(
+    out: &mut Vec<u8>,
+    compact: bool,
+    items: Option<&[T]>,
+    element: impl FnMut(&mut Vec<u8>, &T) -> Result<()>,
+) -> Result<()> {
+    match items {
+        Some(items) => put_array(out, compact, items, element),
+        None => out.put_array_len_v(compact, None),
+    }
+}
+
+/// Writes a nullable struct: int8 -1 for null, or 1 followed by the struct
+/// written by `inner`.
+pub fn put_nullable_struct<T>(
+    out: &mut Vec<u8>,
+    v: Option<&T>,
+    inner: impl FnOnce(&mut Vec<u8>, &T) -> Result<()>,
+) -> Result<()> {
+    match v {
+        None => {
+            out.put_i8(-1);
+            Ok(())
+        }
+        Some(v) => {
+            out.put_i8(1);
+            inner(out, v)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -794,6 +1042,83 @@ mod tests {
         assert_eq!(u.to_string(), "AAAAAAAAAAAAAAAAAAAAAA");
         let u = Uuid([0xff; 16]);
         assert_eq!(u.to_string(), "_____________________w");
+    }
+
+    #[test]
+    fn versioned_forms_pick_classic_or_compact() {
+        for compact in [false, true] {
+            let mut out = Vec::new();
+            out.put_string_v(compact, "ab").unwrap();
+            out.put_nullable_string_v(compact, None).unwrap();
+            out.put_bytes_v(compact, &[7]).unwrap();
+            out.put_nullable_bytes_v(compact, None).unwrap();
+            put_array(&mut out, compact, &[1i16, 2], |out, v| {
+                out.put_i16(*v);
+                Ok(())
+            })
+            .unwrap();
+            put_nullable_array::<i16>(&mut out, compact, None, |_, _| Ok(())).unwrap();
+            put_nullable_struct(&mut out, Some(&5i8), |out, v| {
+                out.put_i8(*v);
+                Ok(())
+            })
+            .unwrap();
+            put_nullable_struct::<i8>(&mut out, None, |_, _| unreachable!()).unwrap();
+            let expect: &[u8] = if compact {
+                &[3, b'a', b'b', 0, 2, 7, 0, 3, 0, 1, 0, 2, 0, 1, 5, 0xff]
+            } else {
+                &[
+                    0, 2, b'a', b'b', 0xff, 0xff, 0, 0, 0, 1, 7, 0xff, 0xff, 0xff, 0xff, 0, 0, 0,
+                    2, 0, 1, 0, 2, 0xff, 0xff, 0xff, 0xff, 1, 5, 0xff,
+                ]
+            };
+            assert_eq!(out, expect, "compact: {compact}");
+
+            let b = dec(out);
+            let mut d = Decoder::new(&b);
+            assert_eq!(d.string_v(compact).unwrap(), "ab");
+            assert_eq!(d.nullable_string_v(compact).unwrap(), None);
+            assert_eq!(&*d.bytes_v(compact).unwrap(), &[7]);
+            assert_eq!(d.nullable_bytes_v(compact).unwrap(), None);
+            assert_eq!(d.array_v(compact, |d| d.i16()).unwrap(), [1, 2]);
+            assert_eq!(d.nullable_array_v(compact, |d| d.i16()).unwrap(), None);
+            assert_eq!(d.nullable_struct(|d| d.i8()).unwrap(), Some(5));
+            assert_eq!(d.nullable_struct(|d| d.i8()).unwrap(), None);
+            d.finish("all").unwrap();
+        }
+    }
+
+    #[test]
+    fn strings_are_limited_in_both_forms() {
+        let long = "x".repeat(32768);
+        for compact in [false, true] {
+            assert!(Vec::new().put_string_v(compact, &long).is_err());
+            assert!(Vec::new().put_string_v(compact, &long[1..]).is_ok());
+        }
+        let mut out = Vec::new();
+        out.put_compact_string(&long).unwrap();
+        let b = dec(out);
+        assert!(Decoder::new(&b).string_v(true).is_err());
+        assert!(Decoder::new(&b).nullable_string_v(true).is_err());
+    }
+
+    #[test]
+    fn null_arrays_and_bad_elements_fail() {
+        let b = dec(vec![0xff, 0xff, 0xff, 0xff]);
+        assert!(Decoder::new(&b).array_v(false, |d| d.i8()).is_err());
+        let b = dec(vec![0]);
+        assert!(Decoder::new(&b).array_v(true, |d| d.i8()).is_err());
+        // Two elements claimed, one there.
+        let b = dec(vec![3, 1]);
+        assert!(Decoder::new(&b).array_v(true, |d| d.i8()).is_err());
+    }
+
+    #[test]
+    fn preallocation_is_capped() {
+        assert_eq!(prealloc::<u8>(10), 10);
+        assert_eq!(prealloc::<u8>(1 << 30), MAX_PREALLOC_BYTES);
+        assert_eq!(prealloc::<[u8; 4096]>(1 << 30), MAX_PREALLOC_BYTES / 4096);
+        assert_eq!(prealloc::<()>(1 << 20), MAX_PREALLOC_BYTES);
     }
 
     proptest! {
