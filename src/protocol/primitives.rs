@@ -13,8 +13,9 @@ use std::fmt;
 
 use byteorder::{BigEndian, ByteOrder};
 
+use super::api::Message;
 use crate::bytes::Bytes;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A 128-bit UUID as used for topic ids (`uuid` in the schemas).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -936,6 +937,131 @@ pub fn put_nullable_struct<T>(
     }
 }
 
+// Checks and errors shared by the generated messages. Encoding refuses what
+// the chosen version cannot carry (`ErrorKind::UnsupportedVersion`, as the
+// Java client's `UnsupportedVersionException`); decoding errors are all
+// protocol errors.
+
+/// An error unless `M` has `version` (encoding `M`, called `name`).
+pub(crate) fn check_encode_version<M: Message>(name: &str, version: i16) -> Result<()> {
+    if (M::MIN_VERSION..=M::MAX_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "cannot encode {name} version {version}: this client supports versions {} to {}",
+                M::MIN_VERSION,
+                M::MAX_VERSION
+            ),
+        ))
+    }
+}
+
+/// An error unless `M` has `version` (decoding `M`, called `name`).
+pub(crate) fn check_decode_version<M: Message>(name: &str, version: i16) -> Result<()> {
+    if (M::MIN_VERSION..=M::MAX_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(Error::protocol(format!(
+            "cannot decode {name} version {version}: this client supports versions {} to {}",
+            M::MIN_VERSION,
+            M::MAX_VERSION
+        )))
+    }
+}
+
+/// The error for a non-ignorable field that holds a non-default value in a
+/// version that does not carry it.
+#[cold]
+pub(crate) fn field_not_in_version(name: &str, field: &str, version: i16) -> Error {
+    Error::new(
+        ErrorKind::UnsupportedVersion,
+        format!(
+            "cannot encode {name} version {version}: `{field}` is not in this version and \
+             holds a non-default value; leave it at its default or use a version that carries it"
+        ),
+    )
+}
+
+/// `v`, or an error when it is `None` and the version does not allow null.
+#[inline]
+pub(crate) fn nullable_in<T>(
+    v: Option<T>,
+    nullable: bool,
+    name: &str,
+    field: &str,
+    version: i16,
+) -> Result<Option<T>> {
+    if v.is_some() || nullable {
+        Ok(v)
+    } else {
+        Err(null_not_in_version(name, field, version))
+    }
+}
+
+/// The value in `v`, or an error when it is `None` (the version does not
+/// allow null).
+// The generator emits this for a nullable struct field in a version where it
+// is not nullable; none of the schemas generated today has one.
+#[allow(dead_code)]
+#[inline]
+pub(crate) fn non_null<T>(v: Option<T>, name: &str, field: &str, version: i16) -> Result<T> {
+    v.ok_or_else(|| null_not_in_version(name, field, version))
+}
+
+#[cold]
+fn null_not_in_version(name: &str, field: &str, version: i16) -> Error {
+    Error::new(
+        ErrorKind::UnsupportedVersion,
+        format!("cannot encode {name} version {version}: `{field}` is None but this version cannot carry a null"),
+    )
+}
+
+/// An error when `unknown` is not empty: `version` of `name` is not
+/// flexible and has no tagged fields.
+#[inline]
+pub(crate) fn no_tagged_fields(unknown: &[RawTaggedField], name: &str, version: i16) -> Result<()> {
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "cannot encode {name} version {version}: it holds unknown tagged fields \
+                 but this version has no tagged fields"
+            ),
+        ))
+    }
+}
+
+/// Writes the tagged-field section of a struct without known tagged
+/// fields: `unknown` in a flexible version, nothing otherwise (where
+/// `unknown` must be empty; see [`no_tagged_fields`]).
+#[inline]
+pub(crate) fn put_raw_tagged_fields(
+    out: &mut Vec<u8>,
+    flexible: bool,
+    unknown: &[RawTaggedField],
+    name: &str,
+    version: i16,
+) -> Result<()> {
+    if flexible {
+        put_tagged_fields(out, &[], unknown)
+    } else {
+        no_tagged_fields(unknown, name, version)
+    }
+}
+
+/// The error for a known tag read in a version where its field is not
+/// tagged (the Java client fails the same way).
+#[cold]
+pub(crate) fn tag_not_in_version(name: &str, tag: u32, version: i16) -> Error {
+    Error::protocol(format!(
+        "{name} version {version}: tagged field {tag} is not valid in this version"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1119,6 +1245,42 @@ mod tests {
         assert_eq!(prealloc::<u8>(1 << 30), MAX_PREALLOC_BYTES);
         assert_eq!(prealloc::<[u8; 4096]>(1 << 30), MAX_PREALLOC_BYTES / 4096);
         assert_eq!(prealloc::<()>(1 << 20), MAX_PREALLOC_BYTES);
+    }
+
+    #[test]
+    fn raw_tagged_sections() {
+        let unknown = [RawTaggedField {
+            tag: 3,
+            data: Bytes::from(vec![9]),
+        }];
+        let mut out = Vec::new();
+        put_raw_tagged_fields(&mut out, true, &unknown, "M", 1).unwrap();
+        assert_eq!(out, [1, 3, 1, 9]);
+        let err = put_raw_tagged_fields(&mut Vec::new(), false, &unknown, "M", 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedVersion);
+        put_raw_tagged_fields(&mut out, false, &[], "M", 0).unwrap();
+        assert_eq!(out.len(), 4, "nothing written in a non-flexible version");
+
+        let b = dec(out);
+        assert_eq!(Decoder::new(&b).raw_tagged_fields(true).unwrap(), unknown);
+        assert!(Decoder::new(&b)
+            .raw_tagged_fields(false)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn encode_checks() {
+        assert_eq!(nullable_in(Some(1), false, "M", "f", 0).unwrap(), Some(1));
+        assert_eq!(nullable_in::<i8>(None, true, "M", "f", 1).unwrap(), None);
+        let err = nullable_in::<i8>(None, false, "M", "f", 0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedVersion);
+        assert!(err.to_string().contains("`f`"), "{err}");
+        assert!(non_null::<i8>(None, "M", "f", 0).is_err());
+        let err = field_not_in_version("M", "f", 2);
+        assert_eq!(err.kind(), ErrorKind::UnsupportedVersion);
+        assert!(err.to_string().contains("M version 2"), "{err}");
+        assert_eq!(tag_not_in_version("M", 0, 1).kind(), ErrorKind::Protocol);
     }
 
     proptest! {
