@@ -282,7 +282,9 @@ mod tests {
 
     #[test]
     fn retriable_codes_match_the_java_client() {
-        for c in [2, 3, 5, 6, 7, 13, 14, 15, 16, 19, 20, 41, 51, 56, 74, 75, 89] {
+        for c in [
+            2, 3, 5, 6, 7, 13, 14, 15, 16, 19, 20, 41, 51, 56, 74, 75, 89,
+        ] {
             assert!(ErrorCode(c).is_retriable(), "{c}");
         }
         for c in [-1, 0, 1, 10, 22, 25, 27, 29, 36, 45, 47, 59, 90] {

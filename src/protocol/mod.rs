@@ -14,7 +14,6 @@ mod header;
 pub mod messages;
 mod primitives;
 
-
 pub use api::{ApiKey, Message, Request};
 pub use error_code::ErrorCode;
 pub use frame::{encode_request, read_frame, DEFAULT_MAX_FRAME_BYTES};
@@ -23,4 +22,3 @@ pub use primitives::{
     put_tagged_fields, read_uvarint, read_uvarlong, uvarint_len, varint_len, varlong_len, Decoder,
     Encoder, RawTaggedField, Uuid,
 };
-

@@ -655,9 +655,7 @@ pub fn put_tagged_fields(
     unknown: &[RawTaggedField],
 ) -> Result<()> {
     let total = known.len() + unknown.len();
-    out.put_uvarint(
-        u32::try_from(total).map_err(|_| Error::protocol("too many tagged fields"))?,
-    );
+    out.put_uvarint(u32::try_from(total).map_err(|_| Error::protocol("too many tagged fields"))?);
     let (mut k, mut u) = (0, 0);
     let mut last: Option<u32> = None;
     while k < known.len() || u < unknown.len() {
