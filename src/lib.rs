@@ -7,6 +7,7 @@
 mod bytes;
 mod error;
 pub mod protocol;
+pub mod records;
 
 pub use crate::bytes::Bytes;
 pub use crate::error::{Error, ErrorKind, Result};

@@ -5,7 +5,7 @@ use std::fmt;
 use super::primitives::Decoder;
 use crate::error::Result;
 
-/// A Kafka API key (the request type), e.g. [`ApiKey::FETCH`].
+/// A Kafka API key (the request type), e.g. `ApiKey::FETCH`.
 ///
 /// The named constants and [`ApiKey::name`] are generated along with the
 /// messages; see [`messages`](super::messages).
