@@ -1,13 +1,38 @@
 //! # kafka-blocking
 //!
-//! A blocking, pure-Rust Apache Kafka client.
+//! A blocking, pure-Rust Apache Kafka client for programs that do not want
+//! an async runtime: CLI tools, batch jobs, embedded services, threads
+//! sharing one producer.
+//!
+//! Every broker connection is served by its own I/O threads fed by
+//! crossbeam channels; callers block on plain channel receives.
+//!
+//! ## Layers
+//!
+//! * [`protocol`] — the wire format: primitives, headers, the error-code
+//!   table, version negotiation and every request/response type, generated
+//!   from the official message schemas.
+//! * [`Client`] — sends any protocol request to any broker and returns the
+//!   typed response, with version negotiation and metadata.
+//! * [`ClientConfig`] — the options every client shares, with kafka-python's
+//!   names and defaults.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod bytes;
+mod client;
+pub mod cluster;
+mod config;
 mod error;
+mod net;
 pub mod protocol;
 pub mod records;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use crate::bytes::Bytes;
+pub use crate::client::{Client, VersionInfo};
+pub use crate::config::{
+    BrokerAddress, ClientConfig, ClientConfigBuilder, SecurityProtocol, DEFAULT_PORT,
+};
 pub use crate::error::{Error, ErrorKind, Result};

@@ -59,6 +59,7 @@ mod frame;
 mod header;
 pub mod messages;
 mod primitives;
+mod versions;
 
 pub use api::{ApiKey, Message, Request};
 pub use error_code::ErrorCode;
@@ -68,3 +69,4 @@ pub use primitives::{
     put_array, put_nullable_array, put_nullable_struct, put_tagged_fields, read_uvarint,
     read_uvarlong, uvarint_len, varint_len, varlong_len, Decoder, Encoder, RawTaggedField, Uuid,
 };
+pub use versions::{ApiVersionRange, BrokerVersions};

@@ -1,0 +1,307 @@
+//! The handle to one broker connection: a channel into its I/O thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+
+use super::transport::Transport;
+use crate::bytes::Bytes;
+use crate::config::{BrokerAddress, ClientConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{encode_request, BrokerVersions, Decoder, Message, Request};
+
+/// Everything a connection needs to know, fixed at creation.
+pub(crate) struct ConnectionOptions {
+    pub(crate) addr: BrokerAddress,
+    pub(crate) client_id: String,
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) reconnect_backoff: Duration,
+    pub(crate) reconnect_backoff_max: Duration,
+    pub(crate) max_idle: Option<Duration>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_frame: usize,
+    pub(crate) assume_versions_if_refused: bool,
+    pub(crate) transport: Arc<dyn Transport>,
+}
+
+impl ConnectionOptions {
+    /// Options for `addr` from the shared client config.
+    pub(crate) fn from_config(
+        config: &ClientConfig,
+        addr: BrokerAddress,
+        transport: Arc<dyn Transport>,
+    ) -> ConnectionOptions {
+        ConnectionOptions {
+            addr,
+            client_id: config.client_id.clone(),
+            request_timeout: config.request_timeout,
+            connect_timeout: config.connection_setup_timeout,
+            reconnect_backoff: config.reconnect_backoff,
+            reconnect_backoff_max: config.reconnect_backoff_max,
+            max_idle: config.connections_max_idle,
+            max_in_flight: config.max_in_flight_requests_per_connection,
+            max_frame: config.receive_message_max_bytes,
+            assume_versions_if_refused: config.api_version.is_some(),
+            transport,
+        }
+    }
+}
+
+/// State shared between the handle and its I/O threads.
+pub(crate) struct Shared {
+    pub(crate) opts: ConnectionOptions,
+    pub(crate) name: String,
+    pub(crate) versions: RwLock<Option<Arc<BrokerVersions>>>,
+    pub(crate) connected: AtomicBool,
+    pub(crate) last_error: Mutex<Option<Error>>,
+}
+
+/// An answer (or failure) for one call, tagged with the caller's token.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    /// The token the caller chose when submitting.
+    pub(crate) token: u64,
+    /// The response body (after the response header), or why there is none.
+    pub(crate) result: Result<Bytes>,
+}
+
+/// Where a call's answer goes. Dropping an unanswered `Reply` answers it
+/// with a `Disconnected` error, so no caller ever waits for a call that a
+/// dying thread forgot.
+pub(crate) struct Reply {
+    tx: Option<Sender<Completion>>,
+    token: u64,
+}
+
+impl Reply {
+    pub(crate) fn new(tx: Sender<Completion>, token: u64) -> Reply {
+        Reply {
+            tx: Some(tx),
+            token,
+        }
+    }
+
+    pub(crate) fn complete(mut self, result: Result<Bytes>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Completion {
+                token: self.token,
+                result,
+            });
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Completion {
+                token: self.token,
+                result: Err(Error::new(
+                    ErrorKind::Disconnected,
+                    "the connection closed before the request was answered",
+                )),
+            });
+        }
+    }
+}
+
+/// One request on its way to the I/O thread.
+pub(crate) struct Call {
+    /// The whole frame; bytes 8..12 (the correlation id) are filled in by
+    /// the writer thread.
+    pub(crate) frame: Vec<u8>,
+    /// The response header version, or `None` when the broker sends no
+    /// answer (produce with acks=0).
+    pub(crate) response_header_version: Option<i16>,
+    /// How long after it is written the answer may take.
+    pub(crate) timeout: Duration,
+    pub(crate) reply: Reply,
+}
+
+/// Commands for the writer thread.
+pub(crate) enum Cmd {
+    Call(Call),
+    Connect(Reply),
+    Close,
+}
+
+/// A handle to one broker connection, served by its own I/O threads.
+///
+/// Cheap to clone; the threads stop when the last handle is dropped or
+/// [`close`](Connection::close) is called.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    tx: Sender<Cmd>,
+    shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Starts the I/O thread (it connects on the first call).
+    pub(crate) fn spawn(opts: ConnectionOptions, name: String) -> Result<Connection> {
+        let shared = Arc::new(Shared {
+            opts,
+            name,
+            versions: RwLock::new(None),
+            connected: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        });
+        let (tx, rx): (Sender<Cmd>, Receiver<Cmd>) = crossbeam_channel::unbounded();
+        let s = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("kafka-io-{}", shared.name))
+            .spawn(move || super::io::run_writer(s, rx))
+            .map_err(|e| Error::io("spawning a connection thread", e))?;
+        Ok(Connection { tx, shared })
+    }
+
+    /// The broker address.
+    pub(crate) fn addr(&self) -> &BrokerAddress {
+        &self.shared.opts.addr
+    }
+
+    /// Whether a socket is open right now.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// The last connect failure, if the connection is down because of one.
+    pub(crate) fn last_error(&self) -> Option<Error> {
+        self.shared.last_error.lock().clone()
+    }
+
+    /// How long a blocking caller waits at most for the I/O thread, beyond
+    /// the request's own timeout: connecting, the handshake and a backoff.
+    fn slack(&self) -> Duration {
+        let o = &self.shared.opts;
+        o.connect_timeout * 2 + o.reconnect_backoff_max + Duration::from_secs(1)
+    }
+
+    /// The broker's API versions, connecting first if need be.
+    pub(crate) fn versions(&self) -> Result<Arc<BrokerVersions>> {
+        if let Some(v) = self.shared.versions.read().as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(Cmd::Connect(Reply::new(tx, 0)))
+            .map_err(|_| self.gone())?;
+        match rx.recv_timeout(self.slack()) {
+            Ok(c) => c.result?,
+            Err(_) => return Err(self.stuck("connecting")),
+        };
+        self.shared
+            .versions
+            .read()
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or_else(|| Error::new(ErrorKind::Disconnected, "connection lost after handshake"))
+    }
+
+    /// Encodes `request` in the negotiated version (or `version` when
+    /// given) and queues it; the answer goes to `reply`. Returns the version
+    /// used, which the caller needs to decode the answer.
+    pub(crate) fn submit<R: Request>(
+        &self,
+        request: &R,
+        version: Option<i16>,
+        expect_response: bool,
+        timeout: Duration,
+        reply: Reply,
+    ) -> Result<i16> {
+        let version = match version {
+            Some(v) => v,
+            None => self.versions()?.negotiate::<R>()?,
+        };
+        let mut frame = Vec::with_capacity(128);
+        encode_request(
+            &mut frame,
+            request,
+            version,
+            0,
+            Some(&self.shared.opts.client_id),
+        )?;
+        self.submit_frame(
+            frame,
+            expect_response.then(|| R::response_header_version(version)),
+            timeout,
+            reply,
+        )?;
+        Ok(version)
+    }
+
+    /// Queues an already-encoded frame.
+    pub(crate) fn submit_frame(
+        &self,
+        frame: Vec<u8>,
+        response_header_version: Option<i16>,
+        timeout: Duration,
+        reply: Reply,
+    ) -> Result<()> {
+        self.tx
+            .send(Cmd::Call(Call {
+                frame,
+                response_header_version,
+                timeout,
+                reply,
+            }))
+            .map_err(|_| self.gone())
+    }
+
+    /// Sends `request` and waits for the answer (request_timeout_ms).
+    pub(crate) fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
+        self.send_with_timeout(request, self.shared.opts.request_timeout)
+    }
+
+    /// Sends `request` and waits up to `timeout` (after it is written) for
+    /// the answer.
+    pub(crate) fn send_with_timeout<R: Request>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let version = self.submit(request, None, true, timeout, Reply::new(tx, 0))?;
+        let body = match rx.recv_timeout(timeout + self.slack()) {
+            Ok(c) => c.result?,
+            Err(_) => return Err(self.stuck(R::API_KEY.name())),
+        };
+        decode_response::<R>(&body, version)
+    }
+
+    /// Stops the I/O threads; pending calls fail with `Closed`/`Disconnected`.
+    pub(crate) fn close(&self) {
+        let _ = self.tx.send(Cmd::Close);
+    }
+
+    fn gone(&self) -> Error {
+        Error::closed(format!(
+            "the connection to broker {} has been closed",
+            self.shared.opts.addr
+        ))
+    }
+
+    fn stuck(&self, what: &str) -> Error {
+        Error::timeout(format!(
+            "{what} on the connection to broker {} did not finish in time",
+            self.shared.opts.addr
+        ))
+    }
+}
+
+/// Decodes a response body for request type `R` in `version`, rejecting
+/// trailing bytes.
+pub(crate) fn decode_response<R: Request>(body: &Bytes, version: i16) -> Result<R::Response> {
+    let mut d = Decoder::new(body);
+    let r = <R::Response as Message>::decode(&mut d, version).map_err(|e| {
+        e.context(format_args!(
+            "decoding a {} v{version} response",
+            R::API_KEY
+        ))
+    })?;
+    d.finish(&format!("a {} v{version} response", R::API_KEY))?;
+    Ok(r)
+}

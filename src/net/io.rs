@@ -1,0 +1,612 @@
+//! The two threads behind a connection.
+//!
+//! The **writer** thread owns the connection's lifecycle: it receives calls
+//! from the handle's channel, connects (with backoff) and runs the
+//! handshake when needed, assigns correlation ids, registers each call that
+//! expects an answer with the reader, and writes the bytes. It stops taking
+//! calls while `max_in_flight` answers are outstanding.
+//!
+//! The **reader** thread reads frames, matches each to the oldest
+//! outstanding call (Kafka answers in order on a connection), checks the
+//! correlation id and hands the body to the call's reply channel. It also
+//! enforces deadlines: when the oldest call's deadline passes, every pending
+//! call fails and the connection is closed, as the Java client does. When
+//! the connection dies for any reason, every pending call fails at once with
+//! a retriable error.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+
+use super::backoff::Backoff;
+use super::connection::{Call, Cmd, Reply, Shared};
+use super::handshake;
+use super::transport::{ReadHalf, WriteHalf};
+use crate::bytes::Bytes;
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{Decoder, ResponseHeader};
+
+/// The longest a reader sleeps in one read before re-checking deadlines.
+const READER_TICK: Duration = Duration::from_millis(250);
+/// How often an idle writer checks `connections_max_idle_ms`.
+const WRITER_TICK: Duration = Duration::from_millis(500);
+
+/// A call registered with the reader, waiting for its answer.
+pub(crate) struct Pending {
+    correlation_id: i32,
+    header_version: i16,
+    deadline: Instant,
+    reply: Reply,
+}
+
+/// What the reader tells the writer.
+pub(crate) enum ReaderEvent {
+    /// One answer was delivered on connection generation `gen`.
+    Done { gen: u64 },
+    /// Connection generation `gen` is gone.
+    Died { gen: u64 },
+}
+
+struct Live {
+    writer: Box<dyn WriteHalf>,
+    pending_tx: Sender<Pending>,
+}
+
+/// Runs the writer loop until every handle is dropped.
+pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
+    let opts = &shared.opts;
+    let (ev_tx, ev_rx) = crossbeam_channel::unbounded::<ReaderEvent>();
+    let mut live: Option<Live> = None;
+    let mut in_flight = 0usize;
+    let mut backoff = Backoff::new(opts.reconnect_backoff, opts.reconnect_backoff_max);
+    let mut gen = 0u64;
+    let mut correlation_id = 0i32;
+    let mut last_active = Instant::now();
+
+    loop {
+        let accept_calls = live.is_none() || in_flight < opts.max_in_flight;
+        let event = if accept_calls {
+            select! {
+                recv(cmds) -> m => Event::Cmd(m.ok()),
+                recv(ev_rx) -> e => Event::Reader(e.ok()),
+                default(WRITER_TICK) => Event::Tick,
+            }
+        } else {
+            select! {
+                recv(ev_rx) -> e => Event::Reader(e.ok()),
+                default(WRITER_TICK) => Event::Tick,
+            }
+        };
+        let now = Instant::now();
+        match event {
+            Event::Cmd(None) | Event::Cmd(Some(Cmd::Close)) => {
+                if let Some(l) = live.take() {
+                    l.writer.shutdown();
+                }
+                shared.connected.store(false, Ordering::Release);
+                // Fail whatever is still queued behind the close.
+                while let Ok(cmd) = cmds.try_recv() {
+                    if let Cmd::Call(call) = cmd {
+                        call.reply.complete(Err(closed_error(&shared)));
+                    } else if let Cmd::Connect(reply) = cmd {
+                        reply.complete(Err(closed_error(&shared)));
+                    }
+                }
+                return;
+            }
+            Event::Cmd(Some(Cmd::Connect(reply))) => {
+                let r = ensure_live(&shared, &mut live, &mut backoff, &mut gen, &ev_tx)
+                    .map(|_| Bytes::new());
+                reply.complete(r);
+                last_active = now;
+            }
+            Event::Cmd(Some(Cmd::Call(call))) => {
+                last_active = now;
+                if let Err(e) = ensure_live(&shared, &mut live, &mut backoff, &mut gen, &ev_tx) {
+                    call.reply.complete(Err(e));
+                    continue;
+                }
+                let Some(l) = live.as_mut() else {
+                    continue;
+                };
+                correlation_id = correlation_id.wrapping_add(1).max(1);
+                if let Err(dead) = write_call(l, call, correlation_id, &mut in_flight) {
+                    log::debug!("{}: write failed: {dead}", shared.name);
+                    l.writer.shutdown();
+                    live = None;
+                    in_flight = 0;
+                    shared.connected.store(false, Ordering::Release);
+                    backoff.fail(Instant::now());
+                }
+            }
+            Event::Reader(Some(ReaderEvent::Done { gen: g })) => {
+                if g == gen {
+                    in_flight = in_flight.saturating_sub(1);
+                    last_active = now;
+                }
+            }
+            Event::Reader(Some(ReaderEvent::Died { gen: g })) => {
+                if g == gen {
+                    if let Some(l) = live.take() {
+                        l.writer.shutdown();
+                        backoff.fail(now);
+                    }
+                    in_flight = 0;
+                    shared.connected.store(false, Ordering::Release);
+                }
+            }
+            Event::Reader(None) => {}
+            Event::Tick => {
+                if let (Some(idle), Some(_)) = (opts.max_idle, live.as_ref()) {
+                    if in_flight == 0 && now.duration_since(last_active) >= idle {
+                        log::debug!("{}: closing idle connection", shared.name);
+                        if let Some(l) = live.take() {
+                            l.writer.shutdown();
+                        }
+                        shared.connected.store(false, Ordering::Release);
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Event {
+    Cmd(Option<Cmd>),
+    Reader(Option<ReaderEvent>),
+    Tick,
+}
+
+fn closed_error(shared: &Shared) -> Error {
+    Error::closed(format!(
+        "the connection to broker {} was closed by this client",
+        shared.opts.addr
+    ))
+}
+
+/// Writes one call. `Err` means the connection is dead (the call has been
+/// answered or handed to the reader, which fails it).
+fn write_call(
+    l: &mut Live,
+    mut call: Call,
+    correlation_id: i32,
+    in_flight: &mut usize,
+) -> io::Result<()> {
+    if call.frame.len() < 12 {
+        call.reply
+            .complete(Err(Error::protocol("request frame shorter than a header")));
+        return Ok(());
+    }
+    call.frame[8..12].copy_from_slice(&correlation_id.to_be_bytes());
+    match call.response_header_version {
+        Some(header_version) => {
+            let pending = Pending {
+                correlation_id,
+                header_version,
+                deadline: Instant::now() + call.timeout,
+                reply: call.reply,
+            };
+            if let Err(back) = l.pending_tx.send(pending) {
+                // The reader is gone: the connection died a moment ago.
+                back.0.reply.complete(Err(Error::new(
+                    ErrorKind::Disconnected,
+                    "the connection closed before the request could be sent",
+                )));
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "reader gone"));
+            }
+            *in_flight += 1;
+            // On failure the reader sees the socket close and fails the call.
+            std::io::Write::write_all(&mut l.writer, &call.frame)
+        }
+        None => {
+            let r = std::io::Write::write_all(&mut l.writer, &call.frame);
+            match &r {
+                Ok(()) => call.reply.complete(Ok(Bytes::new())),
+                Err(e) => call.reply.complete(Err(Error::new(
+                    ErrorKind::Disconnected,
+                    format!("writing to the broker failed: {e}"),
+                ))),
+            }
+            r
+        }
+    }
+}
+
+/// Connects (respecting the backoff) and runs the handshake unless already
+/// connected.
+fn ensure_live(
+    shared: &Arc<Shared>,
+    live: &mut Option<Live>,
+    backoff: &mut Backoff,
+    gen: &mut u64,
+    ev_tx: &Sender<ReaderEvent>,
+) -> Result<()> {
+    if live.is_some() {
+        return Ok(());
+    }
+    let opts = &shared.opts;
+    if let Some(at) = backoff.next_attempt() {
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+    }
+    let deadline = Instant::now() + opts.connect_timeout;
+    let result = opts
+        .transport
+        .connect(&opts.addr, opts.connect_timeout)
+        .and_then(|mut stream| {
+            let versions = handshake::run(&mut stream, opts, deadline)?;
+            Ok((stream, versions))
+        });
+    let (mut stream, versions) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let pause = backoff.fail(Instant::now());
+            log::debug!(
+                "{}: connect failed ({e}); next attempt in {} ms",
+                shared.name,
+                pause.as_millis()
+            );
+            *shared.last_error.lock() = Some(e.clone());
+            return Err(e);
+        }
+    };
+    backoff.reset();
+    if let Err(e) = stream.writer.set_write_timeout(Some(opts.request_timeout)) {
+        return Err(Error::io("configuring the socket", e));
+    }
+    *shared.versions.write() = Some(Arc::new(versions));
+    *shared.last_error.lock() = None;
+    *gen += 1;
+    let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
+    let reader = stream.reader;
+    let ev = ev_tx.clone();
+    let g = *gen;
+    let max_frame = opts.max_frame;
+    let spawned = std::thread::Builder::new()
+        .name(format!("kafka-rd-{}", shared.name))
+        .spawn(move || run_reader(reader, pending_rx, ev, g, max_frame));
+    if let Err(e) = spawned {
+        stream.writer.shutdown();
+        return Err(Error::io("spawning a reader thread", e));
+    }
+    shared.connected.store(true, Ordering::Release);
+    *live = Some(Live {
+        writer: stream.writer,
+        pending_tx,
+    });
+    Ok(())
+}
+
+/// Reads answers until the connection dies or a deadline passes.
+fn run_reader(
+    mut r: Box<dyn ReadHalf>,
+    pending_rx: Receiver<Pending>,
+    ev_tx: Sender<ReaderEvent>,
+    gen: u64,
+    max_frame: usize,
+) {
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut frames = FrameReader::new(max_frame);
+    let mut current_timeout = Duration::ZERO;
+    let failure = loop {
+        while let Ok(p) = pending_rx.try_recv() {
+            queue.push_back(p);
+        }
+        let now = Instant::now();
+        let want = match queue.front() {
+            Some(p) if p.deadline <= now => {
+                break Error::timeout(
+                    "the broker did not answer within request_timeout_ms; the connection was closed and will be re-established",
+                );
+            }
+            Some(p) => (p.deadline - now).min(READER_TICK),
+            None => READER_TICK,
+        }
+        .max(Duration::from_millis(1));
+        // Only touch the socket option when the wake-up must come sooner, or
+        // the current one is far too short (saves a syscall per frame).
+        if want < current_timeout || want > current_timeout * 4 || current_timeout.is_zero() {
+            if let Err(e) = r.set_read_timeout(Some(want)) {
+                break Error::io("configuring the socket", e);
+            }
+            current_timeout = want;
+        }
+        match frames.poll(&mut r) {
+            Ok(None) => continue,
+            Ok(Some(frame)) => {
+                let pending =
+                    match queue.pop_front() {
+                        Some(p) => p,
+                        // The writer registers a call before writing it, so it
+                        // is at most a moment behind.
+                        None => match pending_rx.recv_timeout(Duration::from_secs(1)) {
+                            Ok(p) => p,
+                            Err(_) => break Error::protocol(
+                                "the broker sent a response to no request; closing the connection",
+                            ),
+                        },
+                    };
+                match split_response(frame, pending.header_version) {
+                    Ok((cid, body)) if cid == pending.correlation_id => {
+                        pending.reply.complete(Ok(body));
+                        if ev_tx.send(ReaderEvent::Done { gen }).is_err() {
+                            return;
+                        }
+                    }
+                    Ok((cid, _)) => {
+                        let e = Error::protocol(format!(
+                            "response correlation id {cid} does not match the expected {}; closing the connection",
+                            pending.correlation_id
+                        ));
+                        pending.reply.complete(Err(e.clone()));
+                        break e;
+                    }
+                    Err(e) => {
+                        pending.reply.complete(Err(e.clone()));
+                        break e;
+                    }
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    // Everything still waiting fails now, retriably.
+    let mut first = true;
+    while let Some(p) = queue.pop_front().or_else(|| pending_rx.try_recv().ok()) {
+        let e = if first && failure.kind() == ErrorKind::Timeout {
+            failure.clone()
+        } else {
+            Error::new(
+                ErrorKind::Disconnected,
+                format!(
+                    "the connection to the broker was lost before the answer arrived: {failure}"
+                ),
+            )
+        };
+        first = false;
+        p.reply.complete(Err(e));
+    }
+    let _ = ev_tx.send(ReaderEvent::Died { gen });
+}
+
+/// Splits a response frame into its correlation id and body.
+fn split_response(frame: Vec<u8>, header_version: i16) -> Result<(i32, Bytes)> {
+    let frame = Bytes::from(frame);
+    let mut d = Decoder::new(&frame);
+    let header = ResponseHeader::decode(&mut d, header_version)?;
+    let at = d.position();
+    Ok((header.correlation_id, frame.slice(at..)))
+}
+
+/// Incremental frame reader that survives read timeouts mid-frame.
+struct FrameReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    body: Vec<u8>,
+    want: Option<usize>,
+    max: usize,
+}
+
+const READ_BUF: usize = 64 * 1024;
+const GROW_STEP: usize = 8 * 1024 * 1024;
+
+impl FrameReader {
+    fn new(max: usize) -> FrameReader {
+        FrameReader {
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            body: Vec::new(),
+            want: None,
+            max,
+        }
+    }
+
+    /// `Ok(None)` when a read timed out; the partial frame is kept.
+    fn poll(&mut self, r: &mut dyn Read) -> Result<Option<Vec<u8>>> {
+        loop {
+            match self.want {
+                None => {
+                    if self.end - self.start >= 4 {
+                        let mut len = [0u8; 4];
+                        len.copy_from_slice(&self.buf[self.start..self.start + 4]);
+                        self.start += 4;
+                        let len = i32::from_be_bytes(len);
+                        if len < 4 || len as usize > self.max {
+                            return Err(Error::protocol(format!(
+                                "response frame length {len} is outside 4..={} (receive_message_max_bytes); the peer may not be a Kafka broker",
+                                self.max
+                            )));
+                        }
+                        self.want = Some(len as usize);
+                        self.body = Vec::with_capacity((len as usize).min(GROW_STEP));
+                        continue;
+                    }
+                    if !self.fill(r)? {
+                        return Ok(None);
+                    }
+                }
+                Some(len) => {
+                    let missing = len - self.body.len();
+                    let buffered = self.end - self.start;
+                    if buffered > 0 {
+                        let n = missing.min(buffered);
+                        self.body
+                            .extend_from_slice(&self.buf[self.start..self.start + n]);
+                        self.start += n;
+                    } else if missing >= READ_BUF / 2 {
+                        // Large frame: read straight into the body.
+                        let have = self.body.len();
+                        let target = len.min(have + GROW_STEP);
+                        self.body.resize(target, 0);
+                        match read_some(r, &mut self.body[have..target]) {
+                            Ok(Some(n)) => self.body.truncate(have + n),
+                            Ok(None) => {
+                                self.body.truncate(have);
+                                return Ok(None);
+                            }
+                            Err(e) => {
+                                self.body.truncate(have);
+                                return Err(e);
+                            }
+                        }
+                    } else if !self.fill(r)? {
+                        return Ok(None);
+                    }
+                    if self.body.len() == len {
+                        self.want = None;
+                        return Ok(Some(std::mem::take(&mut self.body)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads more into the buffer; `Ok(false)` on timeout.
+    fn fill(&mut self, r: &mut dyn Read) -> Result<bool> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        match read_some(r, &mut self.buf[self.end..])? {
+            Some(n) => {
+                self.end += n;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// One read: `Ok(None)` on timeout, an error on EOF or failure.
+fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> Result<Option<usize>> {
+    loop {
+        match r.read(buf) {
+            Ok(0) => {
+                return Err(Error::new(
+                    ErrorKind::Disconnected,
+                    "the broker closed the connection",
+                ))
+            }
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Disconnected,
+                    format!("reading from the broker failed: {e}"),
+                )
+                .with_source(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields its chunks one read at a time, with a timeout between each.
+    struct Chunky {
+        chunks: VecDeque<Vec<u8>>,
+        timeout_next: bool,
+    }
+
+    impl Read for Chunky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.timeout_next {
+                self.timeout_next = false;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.timeout_next = true;
+            match self.chunks.front_mut() {
+                None => Ok(0),
+                Some(c) => {
+                    let n = c.len().min(buf.len());
+                    buf[..n].copy_from_slice(&c[..n]);
+                    c.drain(..n);
+                    if c.is_empty() {
+                        self.chunks.pop_front();
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn frames_survive_timeouts_and_short_reads() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut stream = frame(&[1, 2, 3, 4, 5]);
+        stream.extend(frame(&big));
+        stream.extend(frame(&[9, 9, 9, 9]));
+        // Split into awkward chunks: 1, 3, 7, 1000, then the rest.
+        let mut chunks = VecDeque::new();
+        let mut rest = stream.as_slice();
+        for n in [1usize, 3, 7, 1000] {
+            chunks.push_back(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        chunks.push_back(rest.to_vec());
+        let mut r = Chunky {
+            chunks,
+            timeout_next: false,
+        };
+        let mut fr = FrameReader::new(1 << 20);
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            match fr.poll(&mut r) {
+                Ok(Some(f)) => got.push(f),
+                Ok(None) => {}
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Disconnected);
+                    break;
+                }
+            }
+        }
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], vec![1, 2, 3, 4, 5]);
+        assert_eq!(got[1], big);
+        assert_eq!(got[2], vec![9, 9, 9, 9]);
+    }
+
+    #[test]
+    fn oversized_and_negative_lengths_are_rejected() {
+        for len in [-1i32, 2, 1 << 21] {
+            let mut r = Chunky {
+                chunks: VecDeque::from(vec![len.to_be_bytes().to_vec()]),
+                timeout_next: false,
+            };
+            let mut fr = FrameReader::new(1 << 20);
+            let e = loop {
+                match fr.poll(&mut r) {
+                    Ok(None) => continue,
+                    Ok(Some(_)) => panic!("accepted length {len}"),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(e.kind(), ErrorKind::Protocol, "{len}: {e}");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Connections to brokers: one writer thread and one reader thread per
+//! connection, fed by crossbeam channels.
+//!
+//! ```text
+//! caller ──Call──► writer thread ──bytes──► socket ──bytes──► reader thread ──Completion──► caller
+//!                      │  (connect, backoff,        ▲              │ (match by correlation id,
+//!                      │   handshake, in-flight cap) │              │  deadlines, fail-all on death)
+//!                      └──────── Pending ───────────┼──────────────┘
+//! ```
+
+mod backoff;
+pub(crate) mod connection;
+mod handshake;
+mod io;
+pub(crate) mod transport;
+
+pub(crate) use connection::{decode_response, Completion, Connection, ConnectionOptions, Reply};
+pub(crate) use transport::{TcpTransport, Transport};

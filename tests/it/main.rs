@@ -1,0 +1,7 @@
+//! The one integration-test binary: everything here talks to a real
+//! Kafka-compatible broker over TCP (Tansu started on a free port by the
+//! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
+
+mod faults;
+mod harness;
+mod raw_protocol;
