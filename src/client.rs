@@ -54,10 +54,6 @@ impl Client {
         })
     }
 
-    pub(crate) fn cluster(&self) -> &Arc<Cluster> {
-        &self.cluster
-    }
-
     /// Sends `request` to whichever broker answers first (connected brokers,
     /// then the bootstrap list) and returns its response.
     pub fn send_any<R: Request>(&self, request: &R) -> Result<R::Response> {

@@ -191,6 +191,11 @@ impl ClientConfig {
         self.max_in_flight_requests_per_connection
     }
 
+    /// How connections are secured.
+    pub fn security_protocol(&self) -> SecurityProtocol {
+        self.security_protocol
+    }
+
     /// The largest response frame accepted.
     pub fn receive_message_max_bytes(&self) -> usize {
         self.receive_message_max_bytes

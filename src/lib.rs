@@ -25,6 +25,7 @@ pub mod cluster;
 mod config;
 mod error;
 mod net;
+pub mod producer;
 pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]

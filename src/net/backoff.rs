@@ -59,11 +59,6 @@ impl Backoff {
     pub(crate) fn next_attempt(&self) -> Option<Instant> {
         self.next_attempt
     }
-
-    /// Consecutive failures so far.
-    pub(crate) fn failures(&self) -> u32 {
-        self.failures
-    }
 }
 
 #[cfg(test)]
@@ -92,7 +87,7 @@ mod tests {
         }
         assert!(b.next_attempt().is_some());
         b.reset();
-        assert_eq!(b.failures(), 0);
+        assert_eq!(b.failures, 0);
         assert!(b.next_attempt().is_none());
     }
 }

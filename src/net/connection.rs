@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use super::transport::Transport;
 use crate::bytes::Bytes;
@@ -57,7 +57,6 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) versions: RwLock<Option<Arc<BrokerVersions>>>,
     pub(crate) connected: AtomicBool,
-    pub(crate) last_error: Mutex<Option<Error>>,
 }
 
 /// An answer (or failure) for one call, tagged with the caller's token.
@@ -147,7 +146,6 @@ impl Connection {
             name,
             versions: RwLock::new(None),
             connected: AtomicBool::new(false),
-            last_error: Mutex::new(None),
         });
         let (tx, rx): (Sender<Cmd>, Receiver<Cmd>) = crossbeam_channel::unbounded();
         let s = Arc::clone(&shared);
@@ -166,11 +164,6 @@ impl Connection {
     /// Whether a socket is open right now.
     pub(crate) fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::Acquire)
-    }
-
-    /// The last connect failure, if the connection is down because of one.
-    pub(crate) fn last_error(&self) -> Option<Error> {
-        self.shared.last_error.lock().clone()
     }
 
     /// How long a blocking caller waits at most for the I/O thread, beyond

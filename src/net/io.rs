@@ -252,7 +252,6 @@ fn ensure_live(
                 shared.name,
                 pause.as_millis()
             );
-            *shared.last_error.lock() = Some(e.clone());
             return Err(e);
         }
     };
@@ -261,7 +260,6 @@ fn ensure_live(
         return Err(Error::io("configuring the socket", e));
     }
     *shared.versions.write() = Some(Arc::new(versions));
-    *shared.last_error.lock() = None;
     *gen += 1;
     let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
     let reader = stream.reader;

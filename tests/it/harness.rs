@@ -26,6 +26,7 @@ pub fn bootstrap() -> String {
 }
 
 /// `true` when the tests run against an external broker (real Kafka).
+#[allow(dead_code)] // for tests that need real Kafka behaviour
 pub fn external() -> bool {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS").is_ok_and(|s| !s.trim().is_empty())
 }

@@ -4,4 +4,5 @@
 
 mod faults;
 mod harness;
+mod producer_smoke;
 mod raw_protocol;

@@ -1,0 +1,388 @@
+//! [`Producer`]: a thread-safe, batching, idempotent Kafka producer.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kafka_blocking::producer::{Producer, Record};
+//!
+//! # fn main() -> kafka_blocking::Result<()> {
+//! let producer = Producer::builder()
+//!     .bootstrap_servers("127.0.0.1:9092")
+//!     .linger_ms(5)
+//!     .compression_type("lz4")
+//!     .build()?;
+//!
+//! // Fire and forget, then wait for everything at the end.
+//! for i in 0..1000 {
+//!     let _ = producer.send(Record::new("events").key(i.to_string()).value("hello"))?;
+//! }
+//! producer.flush(Duration::from_secs(30))?;
+//!
+//! // Or wait for one record's acknowledgement.
+//! let meta = producer.send(Record::new("events").value("one"))?.wait()?;
+//! println!("stored at {}-{}@{}", meta.topic(), meta.partition(), meta.offset());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `Producer` is `Clone + Send + Sync`; clones share one sender thread and
+//! one set of broker connections, so share it across threads freely.
+//!
+//! Inside: `send` appends the record to its partition's open batch in the
+//! accumulator (in the caller's thread, under that
+//! partition's lock, with no allocation per record), and returns a
+//! [`DeliveryFuture`] pointing at the batch. The sender thread drains full
+//! or lingered batches, compresses them, groups them per leader into
+//! produce requests and completes each batch once (one store per batch
+//! wakes every future of it).
+
+mod accumulator;
+mod config;
+mod metrics;
+mod partitioner;
+mod record;
+mod sender;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+pub use config::{Acks, AcksSetting, ProducerBuilder, ProducerConfig};
+pub use metrics::ProducerMetrics;
+pub use partitioner::{murmur2, partition_for_key, Partitioner};
+pub use record::{DeliveryFuture, IntoPayload, Payload, Record, RecordMetadata, Serializer};
+
+use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, TopicQueues};
+use record::{BatchCompletion, RecordInfo};
+
+use crate::cluster::{Cluster, PartitionMetadata};
+use crate::error::{Error, ErrorKind, Result};
+
+/// A Kafka producer. See the [module documentation](self).
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: Arc<ProducerConfig>,
+    cluster: Arc<Cluster>,
+    acc: Arc<Accumulator>,
+    metrics: Arc<metrics::Metrics>,
+    state: Arc<AtomicU8>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    round_robin: partitioner::PartitionerState,
+}
+
+impl Producer {
+    /// A builder with kafka-python's names and defaults.
+    pub fn builder() -> ProducerBuilder {
+        ProducerBuilder::default()
+    }
+
+    pub(crate) fn from_config(cfg: ProducerConfig) -> Result<Producer> {
+        let cfg = Arc::new(cfg);
+        let cluster = Cluster::new(cfg.client.clone(), true);
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let acc = Arc::new(Accumulator::new(
+            AccumulatorConfig {
+                batch_size: cfg.batch_size,
+                linger: cfg.linger,
+                buffer_memory: cfg.buffer_memory,
+            },
+            wake_tx,
+        ));
+        let metrics = Arc::new(metrics::Metrics::default());
+        let state = Arc::new(AtomicU8::new(sender::RUNNING));
+        let sender = sender::SenderThread::new(
+            Arc::clone(&cfg),
+            Arc::clone(&cluster),
+            Arc::clone(&acc),
+            Arc::clone(&metrics),
+            Arc::clone(&state),
+            wake_rx,
+        );
+        let thread = std::thread::Builder::new()
+            .name("kafka-producer-sender".into())
+            .spawn(move || sender.run())
+            .map_err(|e| Error::io("spawning the producer's sender thread", e))?;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                cfg,
+                cluster,
+                acc,
+                metrics,
+                state,
+                thread: Mutex::new(Some(thread)),
+                round_robin: partitioner::PartitionerState::default(),
+            }),
+        })
+    }
+
+    /// Queues `record` for sending and returns a future for its outcome.
+    ///
+    /// Returns at once unless the buffer (`buffer_memory`) is full or the
+    /// topic's metadata is not known yet; then it blocks up to
+    /// `max_block_ms` and fails with [`ErrorKind::BufferExhausted`] or
+    /// [`ErrorKind::Timeout`]. A record larger than `max_request_size`
+    /// fails at once with [`ErrorKind::MessageTooLarge`].
+    pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture> {
+        let (info, batch) = self.append(&record)?;
+        Ok(DeliveryFuture { batch, info })
+    }
+
+    /// Like [`send`](Producer::send), but calls `callback` with the outcome
+    /// instead of returning a future. The callback runs on the producer's
+    /// sender thread (keep it short); nothing needs to be polled.
+    pub fn send_with_callback(
+        &self,
+        record: Record<'_>,
+        callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static,
+    ) -> Result<()> {
+        let (info, batch) = self.append(&record)?;
+        batch.add_callback(info, Box::new(callback));
+        Ok(())
+    }
+
+    fn append(&self, record: &Record<'_>) -> Result<(RecordInfo, Arc<BatchCompletion>)> {
+        if let Some(e) = &record.error {
+            return Err(e.clone());
+        }
+        let inner = &*self.inner;
+        if inner.acc.is_closed() {
+            return Err(Error::closed("send() on a closed producer"));
+        }
+        let topic = match inner.acc.topic(&record.topic) {
+            Some(t) => t,
+            None => self.setup_topic(&record.topic)?,
+        };
+        let key = record.key.as_ref().map(Payload::as_bytes);
+        let value = record.value.as_ref().map(Payload::as_bytes);
+        let header_storage: Vec<(&str, Option<&[u8]>)>;
+        let headers: &[(&str, Option<&[u8]>)] = if record.headers.is_empty() {
+            &[]
+        } else {
+            header_storage = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_ref(), v.as_ref().map(Payload::as_bytes)))
+                .collect();
+            &header_storage
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let rec = AppendRecord {
+            timestamp,
+            key,
+            value,
+            headers,
+        };
+        self.check_size(&rec, &topic.name)?;
+        let max_block = inner.cfg.max_block;
+        let now = Instant::now();
+        let count = topic.partition_count();
+        let partition = match record.partition {
+            Some(p) => {
+                if p < 0 || p >= count {
+                    return Err(Error::invalid_argument(format!(
+                        "partition {p} does not exist: the topic has {count} partitions"
+                    ))
+                    .with_partition(&*topic.name, p));
+                }
+                p
+            }
+            None => match (inner.cfg.partitioner, key) {
+                (Partitioner::RoundRobin, _) => {
+                    (inner.round_robin.next() % count.max(1) as u32) as i32
+                }
+                (_, Some(k)) => partition_for_key(k, count),
+                (Partitioner::Random, None) => {
+                    (partitioner::random_u32() % count.max(1) as u32) as i32
+                }
+                (_, None) => {
+                    // Sticky: fill the current partition's batch; when it
+                    // would need a new one, move on (KIP-480).
+                    let p = topic.sticky();
+                    if let Some(done) = inner.acc.append(&topic, p, &rec, false, max_block, now)? {
+                        return Ok(done);
+                    }
+                    topic.next_sticky(p)
+                }
+            },
+        };
+        inner
+            .acc
+            .append(&topic, partition, &rec, true, max_block, now)?
+            .ok_or_else(|| Error::protocol("the accumulator refused a record"))
+    }
+
+    fn check_size(&self, rec: &AppendRecord<'_>, topic: &str) -> Result<()> {
+        let size = crate::records::RecordBatchBuilder::new().record_size(
+            rec.timestamp,
+            rec.key.map(<[u8]>::len),
+            rec.value.map(<[u8]>::len),
+            rec.headers.iter().copied(),
+        ) + crate::records::RECORD_BATCH_OVERHEAD;
+        let limit = self.inner.cfg.max_request_size;
+        if size > limit {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "the record is {size} bytes serialized, more than max_request_size ({limit} bytes); raise max_request_size (and the broker's message.max.bytes) or send smaller records"
+                ),
+            )
+            .with_topic(topic));
+        }
+        if size > self.inner.cfg.buffer_memory {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "the record is {size} bytes serialized, more than buffer_memory ({} bytes)",
+                    self.inner.cfg.buffer_memory
+                ),
+            )
+            .with_topic(topic));
+        }
+        Ok(())
+    }
+
+    fn setup_topic(&self, topic: &str) -> Result<Arc<TopicQueues>> {
+        if topic.is_empty() {
+            return Err(Error::invalid_argument("the topic name is empty"));
+        }
+        let md = self
+            .inner
+            .cluster
+            .wait_for_topic(topic, self.inner.cfg.max_block)
+            .map_err(|e| {
+                e.context("send() could not get the topic's metadata within max_block_ms")
+            })?;
+        Ok(self
+            .inner
+            .acc
+            .ensure_topic(topic, md.partitions.len() as i32))
+    }
+
+    /// Sends every queued record now (ignoring `linger_ms`) and waits until
+    /// each record sent before this call is acknowledged or has failed, or
+    /// `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let pending = self.inner.acc.begin_flush();
+        let mut result = Ok(());
+        for batch in pending {
+            let fut = DeliveryFuture {
+                batch,
+                info: RecordInfo {
+                    index: 0,
+                    timestamp: 0,
+                    key_size: 0,
+                    value_size: 0,
+                },
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = fut.get(left) {
+                if e.kind() == ErrorKind::Timeout && !fut.is_done() {
+                    result = Err(Error::timeout(format!(
+                        "flush: records still unacknowledged after {} ms",
+                        timeout.as_millis()
+                    )));
+                    break;
+                }
+            }
+        }
+        self.inner.acc.end_flush();
+        result
+    }
+
+    /// Delivers what is queued (up to `timeout`), fails the rest with
+    /// [`ErrorKind::Closed`], and stops the sender thread. Later sends fail.
+    /// Dropping the last clone closes with `delivery_timeout_ms`.
+    pub fn close(&self, timeout: Duration) -> Result<()> {
+        self.inner.close(timeout)
+    }
+
+    /// The partitions of `topic` (fetching metadata if need be).
+    pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionMetadata>> {
+        Ok(self
+            .inner
+            .cluster
+            .wait_for_topic(topic, self.inner.cfg.max_block)?
+            .partitions)
+    }
+
+    /// A snapshot of the producer's counters.
+    pub fn metrics(&self) -> ProducerMetrics {
+        self.inner
+            .metrics
+            .snapshot(self.inner.acc.memory_used() as u64)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.cfg
+    }
+}
+
+impl Inner {
+    fn close(&self, timeout: Duration) -> Result<()> {
+        let Some(thread) = self.thread.lock().take() else {
+            return Ok(());
+        };
+        if thread.thread().id() == std::thread::current().id() {
+            // Called from a delivery callback: the sender cannot wait for
+            // itself; it stops once everything queued is done.
+            self.acc.close();
+            self.state.store(sender::CLOSING, Ordering::Release);
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        self.acc.close();
+        self.state.store(sender::CLOSING, Ordering::Release);
+        let mut delivered = true;
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                delivered = false;
+                self.state.store(sender::ABORT, Ordering::Release);
+                self.acc.close();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = thread.join();
+        self.cluster.close();
+        if delivered {
+            Ok(())
+        } else {
+            Err(Error::timeout(format!(
+                "close: records were still unsent after {} ms; they failed with a Closed error",
+                timeout.as_millis()
+            )))
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.close(self.cfg.delivery_timeout);
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field(
+                "bootstrap_servers",
+                &self.inner.cfg.client.bootstrap_servers(),
+            )
+            .field("closed", &self.inner.acc.is_closed())
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,451 @@
+//! What goes in ([`Record`]) and what comes back ([`DeliveryFuture`],
+//! [`RecordMetadata`]).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::bytes::Bytes;
+use crate::error::{Error, Result};
+
+/// Serialized key, value or header bytes: borrowed from the caller, owned,
+/// shared, or a small number stored inline (no allocation).
+#[derive(Clone)]
+pub enum Payload<'a> {
+    /// Bytes the record borrows; they are copied into the batch by `send`.
+    Borrowed(&'a [u8]),
+    /// Bytes the record owns.
+    Owned(Vec<u8>),
+    /// A shared buffer (e.g. a consumed record's value).
+    Shared(Bytes),
+    /// Up to 8 bytes held inline (the big-endian numbers).
+    Inline([u8; 8], u8),
+}
+
+impl Payload<'_> {
+    /// The bytes.
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(v) => v,
+            Payload::Shared(b) => b,
+            Payload::Inline(a, n) => &a[..usize::from(*n).min(8)],
+        }
+    }
+}
+
+impl fmt::Debug for Payload<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&Bytes::copy_from_slice(self.as_bytes()), f)
+    }
+}
+
+/// Turns a value into record bytes: strings as UTF-8, byte slices as they
+/// are, integers and floats big-endian like the Java client's
+/// `IntegerSerializer`/`LongSerializer`/`DoubleSerializer`.
+pub trait IntoPayload<'a> {
+    /// The serialized bytes.
+    fn into_payload(self) -> Payload<'a>;
+}
+
+impl<'a> IntoPayload<'a> for Payload<'a> {
+    fn into_payload(self) -> Payload<'a> {
+        self
+    }
+}
+impl<'a> IntoPayload<'a> for &'a str {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Borrowed(self.as_bytes())
+    }
+}
+impl<'a> IntoPayload<'a> for &'a String {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Borrowed(self.as_bytes())
+    }
+}
+impl<'a> IntoPayload<'a> for String {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Owned(self.into_bytes())
+    }
+}
+impl<'a> IntoPayload<'a> for &'a [u8] {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Borrowed(self)
+    }
+}
+impl<'a, const N: usize> IntoPayload<'a> for &'a [u8; N] {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Borrowed(self)
+    }
+}
+impl<'a> IntoPayload<'a> for &'a Vec<u8> {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Borrowed(self)
+    }
+}
+impl<'a> IntoPayload<'a> for Vec<u8> {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Owned(self)
+    }
+}
+impl<'a> IntoPayload<'a> for Bytes {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Shared(self)
+    }
+}
+impl<'a> IntoPayload<'a> for &'a Bytes {
+    fn into_payload(self) -> Payload<'a> {
+        Payload::Borrowed(self.as_slice())
+    }
+}
+
+macro_rules! be_numbers {
+    ($($t:ty),*) => {$(
+        impl<'a> IntoPayload<'a> for $t {
+            fn into_payload(self) -> Payload<'a> {
+                let b = self.to_be_bytes();
+                let mut a = [0u8; 8];
+                a[..b.len()].copy_from_slice(&b);
+                Payload::Inline(a, b.len() as u8)
+            }
+        }
+    )*};
+}
+be_numbers!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+/// A record to send: topic, optional partition, key, value, headers and
+/// timestamp. Built with chained calls; borrows its data until `send`
+/// copies it into a batch.
+///
+/// ```
+/// use kafka_blocking::producer::Record;
+///
+/// let payload = String::from("{\"atmid\": 1}");
+/// let r = Record::new("transactions")
+///     .key("atm-1")
+///     .value(&payload)
+///     .header("source", "atm")
+///     .partition(0);
+/// assert_eq!(r.topic(), "transactions");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Record<'a> {
+    pub(crate) topic: Cow<'a, str>,
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<Payload<'a>>,
+    pub(crate) value: Option<Payload<'a>>,
+    pub(crate) headers: Vec<(Cow<'a, str>, Option<Payload<'a>>)>,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) error: Option<Error>,
+}
+
+impl<'a> Record<'a> {
+    /// A record for `topic` with no key, no value (a tombstone unless you
+    /// set one), no headers, and the current time as its timestamp.
+    pub fn new(topic: impl Into<Cow<'a, str>>) -> Record<'a> {
+        Record {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+            error: None,
+        }
+    }
+
+    /// Sends to this partition instead of letting the partitioner choose.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// The key (see [`IntoPayload`] for how values become bytes).
+    pub fn key(mut self, key: impl IntoPayload<'a>) -> Self {
+        self.key = Some(key.into_payload());
+        self
+    }
+
+    /// The value.
+    pub fn value(mut self, value: impl IntoPayload<'a>) -> Self {
+        self.value = Some(value.into_payload());
+        self
+    }
+
+    /// The key, serialized by `serializer` (kafka-python's `key_serializer`).
+    pub fn key_with<T: ?Sized>(mut self, key: &T, serializer: &dyn Serializer<T>) -> Self {
+        match serializer.serialize(&self.topic, key) {
+            Ok(b) => self.key = Some(Payload::Owned(b)),
+            Err(e) => self.error = Some(e.context("serializing the key")),
+        }
+        self
+    }
+
+    /// The value, serialized by `serializer` (kafka-python's
+    /// `value_serializer`).
+    pub fn value_with<T: ?Sized>(mut self, value: &T, serializer: &dyn Serializer<T>) -> Self {
+        match serializer.serialize(&self.topic, value) {
+            Ok(b) => self.value = Some(Payload::Owned(b)),
+            Err(e) => self.error = Some(e.context("serializing the value")),
+        }
+        self
+    }
+
+    /// Adds a header (headers may repeat keys; order is kept).
+    pub fn header(mut self, key: impl Into<Cow<'a, str>>, value: impl IntoPayload<'a>) -> Self {
+        self.headers.push((key.into(), Some(value.into_payload())));
+        self
+    }
+
+    /// Adds a header with a null value.
+    pub fn null_header(mut self, key: impl Into<Cow<'a, str>>) -> Self {
+        self.headers.push((key.into(), None));
+        self
+    }
+
+    /// The create timestamp in milliseconds since the Unix epoch (default:
+    /// when `send` is called).
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+/// Turns values of type `T` into bytes (the Java client's `Serializer`,
+/// kafka-python's `key_serializer`/`value_serializer`).
+pub trait Serializer<T: ?Sized>: Send + Sync {
+    /// Serializes `value` for `topic`.
+    fn serialize(&self, topic: &str, value: &T) -> Result<Vec<u8>>;
+}
+
+impl<T: ?Sized, F> Serializer<T> for F
+where
+    F: Fn(&str, &T) -> Result<Vec<u8>> + Send + Sync,
+{
+    fn serialize(&self, topic: &str, value: &T) -> Result<Vec<u8>> {
+        self(topic, value)
+    }
+}
+
+/// Where and when a record was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    timestamp: i64,
+    serialized_key_size: i32,
+    serialized_value_size: i32,
+}
+
+impl RecordMetadata {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    /// The partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+    /// The offset, or -1 when unknown (acks=0).
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+    /// The record's timestamp: its create time, or the broker's log-append
+    /// time when the topic uses `LogAppendTime`.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    /// Key size in bytes (-1 for no key).
+    pub fn serialized_key_size(&self) -> i32 {
+        self.serialized_key_size
+    }
+    /// Value size in bytes (-1 for no value).
+    pub fn serialized_value_size(&self) -> i32 {
+        self.serialized_value_size
+    }
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchAck {
+    pub(crate) base_offset: i64,
+    pub(crate) log_append_time: Option<i64>,
+}
+
+type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send>;
+
+/// The shared completion of one batch: every record's future points here
+/// with its index, so a batch of 10,000 records completes with one store.
+pub(crate) struct BatchCompletion {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    state: Mutex<Option<Result<BatchAck>>>,
+    cond: Condvar,
+    callbacks: Mutex<Vec<(RecordInfo, Callback)>>,
+}
+
+/// The per-record facts a future keeps (no allocation per record).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordInfo {
+    pub(crate) index: u32,
+    pub(crate) timestamp: i64,
+    pub(crate) key_size: i32,
+    pub(crate) value_size: i32,
+}
+
+impl BatchCompletion {
+    pub(crate) fn new(topic: Arc<str>, partition: i32) -> Arc<BatchCompletion> {
+        Arc::new(BatchCompletion {
+            topic,
+            partition,
+            state: Mutex::new(None),
+            cond: Condvar::new(),
+            callbacks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Registers a callback; runs it at once when the batch is already
+    /// complete (checked under the callbacks lock, which `complete` takes
+    /// after storing the outcome, so no callback is ever lost).
+    pub(crate) fn add_callback(&self, info: RecordInfo, cb: Callback) {
+        let mut callbacks = self.callbacks.lock();
+        let done = self.state.lock().clone();
+        match done {
+            None => callbacks.push((info, cb)),
+            Some(result) => {
+                drop(callbacks);
+                cb(self.metadata_for(&result, info));
+            }
+        }
+    }
+
+    /// Records the outcome, wakes every waiter and runs the callbacks.
+    /// Only the first call has an effect.
+    pub(crate) fn complete(&self, result: Result<BatchAck>) {
+        {
+            let mut st = self.state.lock();
+            if st.is_some() {
+                return;
+            }
+            *st = Some(result.clone());
+        }
+        self.cond.notify_all();
+        let callbacks = std::mem::take(&mut *self.callbacks.lock());
+        for (info, cb) in callbacks {
+            cb(self.metadata_for(&result, info));
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.lock().is_some()
+    }
+
+    fn metadata_for(&self, result: &Result<BatchAck>, info: RecordInfo) -> Result<RecordMetadata> {
+        match result {
+            Ok(ack) => Ok(RecordMetadata {
+                topic: Arc::clone(&self.topic),
+                partition: self.partition,
+                offset: if ack.base_offset >= 0 {
+                    ack.base_offset + i64::from(info.index)
+                } else {
+                    -1
+                },
+                timestamp: ack.log_append_time.unwrap_or(info.timestamp),
+                serialized_key_size: info.key_size,
+                serialized_value_size: info.value_size,
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<Result<BatchAck>> {
+        let mut st = self.state.lock();
+        loop {
+            if let Some(r) = st.as_ref() {
+                return Some(r.clone());
+            }
+            match deadline {
+                None => self.cond.wait(&mut st),
+                Some(d) => {
+                    if self.cond.wait_until(&mut st, d).timed_out() {
+                        return st.as_ref().cloned();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The pending result of one [`send`](super::Producer::send): resolves to
+/// the record's [`RecordMetadata`] once its batch is acknowledged, or to the
+/// error that ended its delivery.
+///
+/// Futures are cheap (no allocation per record); dropping one does not
+/// cancel the send.
+#[must_use = "a DeliveryFuture tells whether the record was delivered; call wait() or get(), or drop it explicitly"]
+pub struct DeliveryFuture {
+    pub(crate) batch: Arc<BatchCompletion>,
+    pub(crate) info: RecordInfo,
+}
+
+impl DeliveryFuture {
+    /// Blocks until the record is acknowledged or has failed.
+    pub fn wait(&self) -> Result<RecordMetadata> {
+        let r = self
+            .batch
+            .wait_until(None)
+            .unwrap_or_else(|| Err(Error::closed("the producer was dropped")));
+        self.batch.metadata_for(&r, self.info)
+    }
+
+    /// Like [`wait`](DeliveryFuture::wait), but gives up after `timeout`
+    /// with an error of kind [`Timeout`](crate::ErrorKind::Timeout); the
+    /// send itself goes on.
+    pub fn get(&self, timeout: Duration) -> Result<RecordMetadata> {
+        match self.batch.wait_until(Some(Instant::now() + timeout)) {
+            Some(r) => self.batch.metadata_for(&r, self.info),
+            None => Err(Error::timeout(format!(
+                "the record was not acknowledged within {} ms (it is still being delivered)",
+                timeout.as_millis()
+            ))
+            .with_partition(&*self.batch.topic, self.batch.partition)),
+        }
+    }
+
+    /// The result, if the record has been acknowledged or failed.
+    pub fn try_get(&self) -> Option<Result<RecordMetadata>> {
+        let r = self.batch.state.lock().clone()?;
+        Some(self.batch.metadata_for(&r, self.info))
+    }
+
+    /// Whether the outcome is known.
+    pub fn is_done(&self) -> bool {
+        self.batch.is_done()
+    }
+
+    /// The partition the record was assigned to.
+    pub fn partition(&self) -> i32 {
+        self.batch.partition
+    }
+}
+
+impl fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryFuture")
+            .field("topic", &self.batch.topic)
+            .field("partition", &self.batch.partition)
+            .field("index", &self.info.index)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
