@@ -1,0 +1,297 @@
+//! kafka-blocking's entry in the peer benchmark (`../shared/bench/peers`):
+//!
+//! ```text
+//! peer BOOTSTRAP TOPIC COUNT SIZE produce|consume|latency none|lz4|zstd|gzip|snappy
+//! ```
+//!
+//! Prints one `RESULT key=value ...` line; exit 0 on success, 3 when
+//! messages were lost or failed, 4 for an unsupported mode/codec, anything
+//! else on error. Settings match the other peers: acks=1, linger 5 ms,
+//! batches up to 1 MiB, requests up to 2 MiB, idempotence off, 32 MiB of
+//! buffer, message i to partition i mod P.
+//!
+//! ```text
+//! cargo build --release --example peer
+//! CLIENT_CMD_kafka_blocking=target/release/examples/peer \
+//! CLIENTS="kafka_blocking rdkafka" ../shared/bench/peers/run.sh 127.0.0.1:29092
+//! ```
+
+use std::process::exit;
+use std::time::{Duration, Instant};
+
+use kafka_blocking::producer::{Producer, Record};
+use kafka_blocking::Client;
+
+const LINGER_MS: i64 = 5;
+const BATCH_BYTES: i64 = 1 << 20;
+const POOL_SIZE: usize = 65536;
+const POOL_STRIDE: usize = 7919;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Produce,
+    Consume,
+    Latency,
+}
+
+struct Args {
+    bootstrap: String,
+    topic: String,
+    count: usize,
+    size: usize,
+    mode: Mode,
+    compression: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: peer BOOTSTRAP TOPIC COUNT SIZE produce|consume|latency none|lz4|zstd|gzip|snappy"
+    );
+    exit(2)
+}
+
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.len() != 7 {
+        usage();
+    }
+    let count = argv[3].parse().unwrap_or_else(|_| usage());
+    let size: usize = argv[4].parse().unwrap_or_else(|_| usage());
+    let mode = match argv[5].as_str() {
+        "produce" => Mode::Produce,
+        "consume" => Mode::Consume,
+        "latency" => Mode::Latency,
+        _ => usage(),
+    };
+    let compression = argv[6].clone();
+    if !["none", "lz4", "zstd", "gzip", "snappy"].contains(&compression.as_str()) {
+        usage();
+    }
+    if size == 0 || size > POOL_SIZE - 1 {
+        eprintln!("SIZE must be in 1..{}", POOL_SIZE - 1);
+        exit(2);
+    }
+    Args {
+        bootstrap: argv[1].clone(),
+        topic: argv[2].clone(),
+        count,
+        size,
+        mode,
+        compression,
+    }
+}
+
+/// The shared payload pool: 64 KiB of xorshift32 output over a 64-character
+/// alphabet; message i is the SIZE-byte window at (i*7919) mod (65536-SIZE).
+struct Payloads {
+    pool: Vec<u8>,
+    size: usize,
+}
+
+impl Payloads {
+    fn new(size: usize) -> Payloads {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut x: u32 = 2_463_534_242;
+        let mut pool = Vec::with_capacity(POOL_SIZE);
+        for _ in 0..POOL_SIZE {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            pool.push(ALPHABET[(x & 63) as usize]);
+        }
+        Payloads { pool, size }
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> &[u8] {
+        let off = i.wrapping_mul(POOL_STRIDE) % (POOL_SIZE - self.size);
+        &self.pool[off..off + self.size]
+    }
+}
+
+struct Report {
+    mode: &'static str,
+    partitions: usize,
+    messages: usize,
+    bytes: u64,
+    elapsed: Duration,
+    errors: u64,
+    latencies_us: Option<Vec<f64>>,
+}
+
+fn proc_self() -> (f64, f64, u64) {
+    // utime and stime are fields 14 and 15 of /proc/self/stat, in ticks.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = 100.0;
+    let user = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / tick;
+    let sys = fields
+        .get(12)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / tick;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (user, sys, rss)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Report {
+    fn print(&mut self, a: &Args) {
+        let secs = self.elapsed.as_secs_f64();
+        let (u, s, rss) = proc_self();
+        let mut line = format!(
+            "RESULT client=kafka_blocking mode={} topic={} partitions={} count={} size={} compression={} \
+             messages={} bytes={} elapsed_s={:.6} msgs_per_s={:.1} mb_per_s={:.3} errors={} \
+             self_user_s={:.3} self_sys_s={:.3} self_maxrss_kb={}",
+            self.mode,
+            a.topic,
+            self.partitions,
+            a.count,
+            a.size,
+            a.compression,
+            self.messages,
+            self.bytes,
+            secs,
+            self.messages as f64 / secs,
+            self.bytes as f64 / 1e6 / secs,
+            self.errors,
+            u,
+            s,
+            rss
+        );
+        if let Some(l) = self.latencies_us.as_mut() {
+            l.sort_by(|a, b| a.total_cmp(b));
+            let mean = l.iter().sum::<f64>() / l.len().max(1) as f64;
+            line.push_str(&format!(
+                " lat_n={} lat_mean_us={:.1} lat_p50_us={:.1} lat_p90_us={:.1} lat_p99_us={:.1} lat_p999_us={:.1} lat_max_us={:.1}",
+                l.len(),
+                mean,
+                pct(l, 50.0),
+                pct(l, 90.0),
+                pct(l, 99.0),
+                pct(l, 99.9),
+                l.last().copied().unwrap_or(f64::NAN)
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+#[allow(dead_code)] // for consume and latency modes
+fn partitions_of(a: &Args) -> usize {
+    let config = kafka_blocking::ClientConfig::builder()
+        .bootstrap_servers(&a.bootstrap)
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    let client = Client::new(config).unwrap_or_else(|e| fail(e));
+    for _ in 0..50 {
+        if let Ok(md) = client.refresh_metadata(Some(&[a.topic.as_str()])) {
+            if let Some(t) = md.topic(&a.topic) {
+                if t.error.is_ok() && !t.partitions.is_empty() {
+                    return t.partitions.len();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("topic {} not found", a.topic);
+    exit(1)
+}
+
+fn fail(e: kafka_blocking::Error) -> ! {
+    eprintln!("error: {e}");
+    exit(1)
+}
+
+fn produce(a: &Args) -> Report {
+    let producer = Producer::builder()
+        .bootstrap_servers(&a.bootstrap)
+        .client_id("peer-kafka-blocking")
+        .acks(1)
+        .enable_idempotence(false)
+        .linger_ms(LINGER_MS)
+        .batch_size(BATCH_BYTES)
+        .max_request_size(2 * BATCH_BYTES)
+        .buffer_memory(32 << 20)
+        .compression_type(a.compression.as_str())
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    // Look the topic up once so the timer excludes metadata, as the peers do.
+    let parts = producer
+        .partitions_for(&a.topic)
+        .unwrap_or_else(|e| fail(e))
+        .len();
+    let payloads = Payloads::new(a.size);
+    let t0 = Instant::now();
+    let mut send_errors = 0u64;
+    for i in 0..a.count {
+        let r = producer.send(
+            Record::new(a.topic.as_str())
+                .partition((i % parts) as i32)
+                .value(payloads.get(i)),
+        );
+        if let Err(e) = r {
+            if send_errors < 5 {
+                eprintln!("send failed: {e}");
+            }
+            send_errors += 1;
+        }
+    }
+    if let Err(e) = producer.flush(Duration::from_secs(300)) {
+        eprintln!("flush: {e}");
+    }
+    let elapsed = t0.elapsed();
+    let m = producer.metrics();
+    let ok = m.records_sent as usize;
+    let errors = m.record_errors
+        + send_errors
+        + (a.count as u64).saturating_sub(ok as u64 + m.record_errors + send_errors);
+    eprintln!(
+        "batches={} avg_batch_bytes={:.0} records_per_batch={:.0} requests={} latency_avg={:?} latency_max={:?}",
+        m.batches_sent, m.batch_size_avg, m.records_per_batch_avg, m.requests, m.request_latency_avg, m.request_latency_max
+    );
+    let _ = producer.close(Duration::from_secs(10));
+    Report {
+        mode: "produce",
+        partitions: parts,
+        messages: ok,
+        bytes: ok as u64 * a.size as u64,
+        elapsed,
+        errors,
+        latencies_us: None,
+    }
+}
+
+fn main() {
+    let a = parse_args();
+    let mut report = match a.mode {
+        Mode::Produce => produce(&a),
+        Mode::Consume | Mode::Latency => {
+            eprintln!("mode not supported yet");
+            exit(4)
+        }
+    };
+    report.print(&a);
+    if report.errors > 0 || report.messages < a.count {
+        exit(3);
+    }
+}
