@@ -195,3 +195,142 @@ fn a_cut_connection_fails_pending_requests_and_reconnects() {
             > before
     );
 }
+
+/// Produces one batch per codec with a raw Produce request and reads it back
+/// with a raw Fetch, checking every record.
+#[test]
+fn produce_and_fetch_one_batch_per_codec_with_raw_requests() {
+    use kafka_blocking::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_blocking::protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use kafka_blocking::protocol::messages::{FetchRequest, ProduceRequest};
+    use kafka_blocking::records::{
+        BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches,
+    };
+
+    let c = client();
+    let topic = unique_topic("raw-codec");
+    create_topic(&c, &topic, 1);
+    let md = c.metadata();
+    let t = md.topic(&topic).expect("topic");
+    let leader = t.partitions[0].leader;
+    let topic_id = t.topic_id;
+
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    let per_batch = 50usize;
+    let mut expected = Vec::new();
+    for (n, codec) in codecs.iter().enumerate() {
+        let mut b = RecordBatchBuilder::new();
+        for i in 0..per_batch {
+            let key = format!("{codec:?}-{i}");
+            let value = format!("value {i} of batch {n}: {}", "x".repeat(i));
+            b.append(
+                1_700_000_000_000 + i as i64,
+                Some(key.as_bytes()),
+                Some(value.as_bytes()),
+                [("codec", Some(codec.name().as_bytes()))],
+            )
+            .expect("append");
+            expected.push((key, value, codec.name()));
+        }
+        let batch = b
+            .build(&BatchOptions {
+                compression: *codec,
+                ..BatchOptions::default()
+            })
+            .expect("build");
+        let response = c
+            .send_to(
+                leader,
+                &ProduceRequest {
+                    acks: -1,
+                    timeout_ms: 10_000,
+                    topic_data: vec![TopicProduceData {
+                        name: topic.clone(),
+                        partition_data: vec![PartitionProduceData {
+                            index: 0,
+                            records: Some(batch),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )
+            .expect("produce");
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!(ErrorCode(p.error_code), ErrorCode::NONE, "{codec:?}");
+        assert_eq!(p.base_offset, (n * per_batch) as i64, "{codec:?}");
+    }
+
+    // Fetch everything back (several fetches if the broker returns less).
+    let mut got: Vec<(i64, String, String, String)> = Vec::new();
+    let mut offset = 0i64;
+    for _ in 0..50 {
+        if got.len() >= expected.len() {
+            break;
+        }
+        let response = c
+            .send_to(
+                leader,
+                &FetchRequest {
+                    max_wait_ms: 100,
+                    min_bytes: 1,
+                    max_bytes: 1 << 20,
+                    topics: vec![FetchTopic {
+                        topic: topic.clone(),
+                        topic_id,
+                        partitions: vec![FetchPartition {
+                            partition: 0,
+                            fetch_offset: offset,
+                            partition_max_bytes: 1 << 20,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )
+            .expect("fetch");
+        let pd = &response.responses[0].partitions[0];
+        assert_eq!(ErrorCode(pd.error_code), ErrorCode::NONE);
+        let records = pd.records.clone().unwrap_or_default();
+        for batch in RecordBatches::new(records, ReadOptions::default()) {
+            let batch = batch.expect("batch");
+            for r in batch.records() {
+                let r = r.expect("record");
+                if r.offset < offset {
+                    continue;
+                }
+                let header = r
+                    .headers
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_vec())));
+                let codec = match header {
+                    Some((k, Some(v))) if k == "codec" => String::from_utf8(v).expect("utf8"),
+                    other => panic!("unexpected header {other:?}"),
+                };
+                got.push((
+                    r.offset,
+                    String::from_utf8(r.key.expect("key").to_vec()).expect("utf8"),
+                    String::from_utf8(r.value.expect("value").to_vec()).expect("utf8"),
+                    codec,
+                ));
+                offset = r.offset + 1;
+            }
+        }
+    }
+    assert_eq!(got.len(), expected.len());
+    for (i, ((o, k, v, codec), (ek, ev, ecodec))) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(*o, i as i64);
+        assert_eq!((k, v, codec.as_str()), (ek, ev, *ecodec));
+    }
+}
