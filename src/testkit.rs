@@ -62,11 +62,24 @@ impl LocalBroker {
                 });
             }
         }
+        LocalBroker::start_local(None)
+    }
+
+    /// Starts Tansu on a free port but advertises `advertised` (`host:port`)
+    /// in its metadata, so that clients reach it through whatever listens
+    /// there — a fault-injection proxy, say. Ignores
+    /// `KAFKA_BOOTSTRAP_SERVERS`: an external broker's advertised address
+    /// cannot be changed.
+    pub fn start_advertising(advertised: &str) -> Result<LocalBroker> {
+        LocalBroker::start_local(Some(advertised))
+    }
+
+    fn start_local(advertised: Option<&str>) -> Result<LocalBroker> {
         let bin = tansu_binary()?;
         let mut last = None;
         // A freshly picked port can be taken before Tansu binds it: retry.
         for _ in 0..3 {
-            match LocalBroker::spawn(&bin) {
+            match LocalBroker::spawn(&bin, advertised) {
                 Ok(b) => return Ok(b),
                 Err(e) => last = Some(e),
             }
@@ -74,9 +87,10 @@ impl LocalBroker {
         Err(last.unwrap_or_else(|| Error::new(ErrorKind::Io, "could not start tansu")))
     }
 
-    fn spawn(bin: &Path) -> Result<LocalBroker> {
+    fn spawn(bin: &Path, advertised: Option<&str>) -> Result<LocalBroker> {
         let port = free_port()?;
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
         let logs = cache_dir().join("logs");
         fs::create_dir_all(&logs).map_err(|e| Error::io("creating the tansu log folder", e))?;
         let log_path = logs.join(format!("tansu-{port}.log"));
@@ -91,7 +105,7 @@ impl LocalBroker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
                 "--storage-engine",
                 "memory://tansu/",
             ])
@@ -161,7 +175,8 @@ impl LocalBroker {
         }
     }
 
-    /// The `bootstrap_servers` string to give clients.
+    /// The `bootstrap_servers` string to give clients (the address the
+    /// broker listens on, even when it advertises another).
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
     }

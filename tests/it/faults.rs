@@ -31,6 +31,7 @@ pub struct Knobs {
 /// A proxy from 127.0.0.1:<free port> to `upstream`.
 pub struct Proxy {
     addr: SocketAddr,
+    upstream: Arc<Mutex<Option<SocketAddr>>>,
     pub knobs: Arc<Knobs>,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
@@ -39,9 +40,18 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(upstream: &str) -> Proxy {
+        let p = Proxy::bind();
+        p.set_upstream(upstream);
+        p
+    }
+
+    /// A proxy that listens now and learns where to forward later (so a
+    /// broker can be started advertising the proxy's address).
+    pub fn bind() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
-        let upstream: SocketAddr = upstream.parse().expect("upstream address");
+        let upstream_slot: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let upstream_for_accept = Arc::clone(&upstream_slot);
         let knobs = Arc::new(Knobs::default());
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
@@ -52,6 +62,9 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
+                let Some(upstream) = *upstream_for_accept.lock().unwrap() else {
+                    continue;
+                };
                 let Ok(server) = TcpStream::connect_timeout(&upstream, Duration::from_secs(5))
                 else {
                     continue;
@@ -72,6 +85,7 @@ impl Proxy {
         });
         Proxy {
             addr,
+            upstream: upstream_slot,
             knobs,
             stop,
             conns,
@@ -81,6 +95,10 @@ impl Proxy {
 
     pub fn addr(&self) -> String {
         self.addr.to_string()
+    }
+
+    pub fn set_upstream(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = Some(upstream.parse().expect("upstream address"));
     }
 
     /// Closes every connection made so far (clients see a reset/EOF).

@@ -88,3 +88,93 @@ pub fn create_topic(client: &Client, name: &str, partitions: i32) {
     }
     panic!("topic {name} never got leaders for {partitions} partitions");
 }
+
+/// One record read back with raw fetches.
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Reads every partition of `topic` from offset 0 up to its high watermark
+/// with raw Fetch requests (independent of the consumer under test).
+#[allow(dead_code)]
+pub fn fetch_all(client: &Client, topic: &str) -> Vec<Fetched> {
+    use kafka_blocking::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_blocking::protocol::messages::FetchRequest;
+    use kafka_blocking::records::{ReadOptions, RecordBatches};
+
+    let md = client.refresh_metadata(Some(&[topic])).expect("metadata");
+    let t = md.topic(topic).expect("topic").clone();
+    let mut out = Vec::new();
+    for p in &t.partitions {
+        let mut offset = 0i64;
+        for _ in 0..100_000 {
+            let response = client
+                .send_to(
+                    p.leader,
+                    &FetchRequest {
+                        max_wait_ms: 50,
+                        min_bytes: 1,
+                        max_bytes: 16 << 20,
+                        topics: vec![FetchTopic {
+                            topic: topic.to_owned(),
+                            topic_id: t.topic_id,
+                            partitions: vec![FetchPartition {
+                                partition: p.partition,
+                                fetch_offset: offset,
+                                partition_max_bytes: 16 << 20,
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    },
+                )
+                .expect("fetch");
+            let data = &response.responses[0].partitions[0];
+            assert_eq!(
+                data.error_code, 0,
+                "fetch error on partition {}",
+                p.partition
+            );
+            let before = offset;
+            let records = data.records.clone().unwrap_or_default();
+            for batch in RecordBatches::new(records, ReadOptions::default()) {
+                let batch = batch.expect("batch");
+                if batch.is_control() {
+                    offset = offset.max(batch.last_offset() + 1);
+                    continue;
+                }
+                for r in batch.records() {
+                    let r = r.expect("record");
+                    if r.offset < offset {
+                        continue;
+                    }
+                    offset = r.offset + 1;
+                    out.push(Fetched {
+                        partition: p.partition,
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key.map(|k| k.to_vec()),
+                        value: r.value.map(|v| v.to_vec()),
+                        headers: r
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_vec())))
+                            .collect(),
+                    });
+                }
+            }
+            if offset >= data.high_watermark || offset == before {
+                break;
+            }
+        }
+    }
+    out
+}

@@ -4,5 +4,5 @@
 
 mod faults;
 mod harness;
-mod producer_smoke;
+mod producer;
 mod raw_protocol;
