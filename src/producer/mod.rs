@@ -41,6 +41,7 @@ mod metrics;
 mod partitioner;
 mod record;
 mod sender;
+mod serializer;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub use config::{Acks, AcksSetting, ProducerBuilder, ProducerConfig};
 pub use metrics::ProducerMetrics;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 pub use record::{DeliveryFuture, IntoPayload, Payload, Record, RecordMetadata, Serializer};
+#[cfg(feature = "json")]
+pub use serializer::JsonSerializer;
+pub use serializer::{BigEndianSerializer, BytesSerializer, StringSerializer};
 
 use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, TopicQueues};
 use record::{BatchCompletion, RecordInfo};

@@ -90,6 +90,7 @@ pub(crate) struct SenderThread {
     pid: Option<ProducerId>,
     need_bump: bool,
     pid_retry_at: Option<Instant>,
+    seen_refresh: Option<Instant>,
 }
 
 impl SenderThread {
@@ -118,6 +119,7 @@ impl SenderThread {
             pid: None,
             need_bump: false,
             pid_retry_at: None,
+            seen_refresh: None,
         }
     }
 
@@ -135,6 +137,7 @@ impl SenderThread {
             if let Err(e) = self.cluster.maybe_refresh() {
                 log::debug!("producer metadata refresh failed: {e}");
             }
+            self.follow_partition_growth();
             self.expire(now);
             let next_linger = self.send_ready(now);
             if state == CLOSING && self.idle() {
@@ -149,6 +152,25 @@ impl SenderThread {
                     }
                 }
                 default(wait) => {}
+            }
+        }
+    }
+
+    /// Topics can gain partitions; new sends spread over them once the
+    /// metadata shows them.
+    fn follow_partition_growth(&mut self) {
+        let snap = self.cluster.metadata();
+        if snap.refreshed_at() == self.seen_refresh {
+            return;
+        }
+        self.seen_refresh = snap.refreshed_at();
+        for t in self.acc.topics() {
+            if let Some(md) = snap.topic(&t.name) {
+                let n = md.partitions.len() as i32;
+                if md.error.is_ok() && n > t.partition_count() {
+                    log::info!("topic {} grew to {n} partitions", t.name);
+                    self.acc.ensure_topic(&t.name, n);
+                }
             }
         }
     }
