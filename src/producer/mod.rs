@@ -221,13 +221,17 @@ impl Producer {
             .ok_or_else(|| Error::protocol("the accumulator refused a record"))
     }
 
+    #[inline]
     fn check_size(&self, rec: &AppendRecord<'_>, topic: &str) -> Result<()> {
-        let size = crate::records::RecordBatchBuilder::new().record_size(
-            rec.timestamp,
-            rec.key.map(<[u8]>::len),
-            rec.value.map(<[u8]>::len),
-            rec.headers.iter().copied(),
-        ) + crate::records::RECORD_BATCH_OVERHEAD;
+        let size = max_record_size(rec) + crate::records::RECORD_BATCH_OVERHEAD;
+        if size <= self.inner.cfg.max_request_size && size <= self.inner.cfg.buffer_memory {
+            return Ok(());
+        }
+        self.size_error(size, topic)
+    }
+
+    #[cold]
+    fn size_error(&self, size: usize, topic: &str) -> Result<()> {
         let limit = self.inner.cfg.max_request_size;
         if size > limit {
             return Err(Error::new(
@@ -383,6 +387,22 @@ impl std::fmt::Debug for Producer {
             .field("closed", &self.inner.acc.is_closed())
             .finish()
     }
+}
+
+/// An upper bound of a record's encoded size (every varint at its widest),
+/// computed without touching a builder: the check runs on every send.
+#[inline]
+fn max_record_size(rec: &AppendRecord<'_>) -> usize {
+    const VARINT: usize = 5;
+    const VARLONG: usize = 10;
+    let mut n = VARINT + 1 + VARLONG + VARINT; // length, attributes, timestamp and offset deltas
+    n += VARINT + rec.key.map_or(0, <[u8]>::len);
+    n += VARINT + rec.value.map_or(0, <[u8]>::len);
+    n += VARINT;
+    for (k, v) in rec.headers {
+        n += VARINT + k.len() + VARINT + v.map_or(0, <[u8]>::len);
+    }
+    n
 }
 
 fn now_ms() -> i64 {
