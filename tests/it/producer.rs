@@ -428,3 +428,32 @@ fn cut_connections_lose_and_duplicate_nothing() {
     assert_eq!(missing, 0, "{missing} records lost");
     assert_eq!(got.len(), N);
 }
+
+/// acks=0: the broker sends no answer; futures complete once written, with
+/// offset -1, and the records are stored.
+#[test]
+fn acks_zero_fires_and_forgets() {
+    let c = client();
+    let topic = unique_topic("p-acks0");
+    create_topic(&c, &topic, 1);
+    let p = producer().acks(0).build().expect("producer");
+    let futures: Vec<_> = (0..300)
+        .map(|i| {
+            p.send(Record::new(topic.as_str()).value(format!("{i}")))
+                .expect("send")
+        })
+        .collect();
+    for f in &futures {
+        assert_eq!(f.wait().expect("written").offset(), -1);
+    }
+    p.close(Duration::from_secs(5)).expect("close");
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = fetch_all(&c, &topic);
+        if got.len() >= 300 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got.len(), 300);
+}

@@ -334,3 +334,74 @@ fn produce_and_fetch_one_batch_per_codec_with_raw_requests() {
         assert_eq!((k, v, codec.as_str()), (ek, ev, *ecodec));
     }
 }
+
+#[test]
+fn idle_connections_close_and_reopen_on_demand() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let proxy = Proxy::start(&bootstrap());
+    let c = Client::new(
+        ClientConfig::builder()
+            .bootstrap_servers(proxy.addr())
+            .connections_max_idle_ms(300)
+            .build()
+            .expect("config"),
+    )
+    .expect("client");
+    c.send_any(&MetadataRequest::default()).expect("first");
+    assert_eq!(proxy.knobs.accepted.load(SeqCst), 1);
+    c.send_any(&MetadataRequest::default())
+        .expect("second, same connection");
+    assert_eq!(proxy.knobs.accepted.load(SeqCst), 1);
+    // Idle for well over connections_max_idle_ms (the writer checks twice a second).
+    std::thread::sleep(Duration::from_millis(1_500));
+    c.send_any(&MetadataRequest::default())
+        .expect("after idle close");
+    assert_eq!(
+        proxy.knobs.accepted.load(SeqCst),
+        2,
+        "the idle connection should have been closed and a new one opened"
+    );
+}
+
+/// When a connection dies, every request pending on it fails at once with
+/// a retriable error, long before request_timeout_ms.
+#[test]
+fn a_dying_connection_fails_every_pending_request_at_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let proxy = Proxy::start(&bootstrap());
+    let c = Client::new(
+        ClientConfig::builder()
+            .bootstrap_servers(proxy.addr())
+            .request_timeout_ms(60_000)
+            .build()
+            .expect("config"),
+    )
+    .expect("client");
+    c.send_any(&MetadataRequest::default()).expect("warm up");
+    proxy.knobs.swallow_responses.store(true, SeqCst);
+    let t0 = Instant::now();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| c.send_any(&MetadataRequest::default())))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        proxy.cut_all();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    for r in results {
+        let e = r.expect_err("the connection died under it");
+        assert!(e.is_retriable(), "{e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::Disconnected | ErrorKind::Io),
+            "{e:?}"
+        );
+    }
+}
