@@ -24,6 +24,7 @@ mod client;
 pub mod cluster;
 mod config;
 mod error;
+mod hash;
 mod net;
 pub mod producer;
 pub mod protocol;

@@ -205,11 +205,26 @@ impl Connection {
         timeout: Duration,
         reply: Reply,
     ) -> Result<i16> {
+        self.submit_sized(request, version, expect_response, timeout, reply, 128)
+    }
+
+    /// [`submit`](Connection::submit) with the encoded size known roughly in
+    /// advance (a produce request carrying megabytes of batches), so the
+    /// frame buffer is allocated once instead of doubling its way up.
+    pub(crate) fn submit_sized<R: Request>(
+        &self,
+        request: &R,
+        version: Option<i16>,
+        expect_response: bool,
+        timeout: Duration,
+        reply: Reply,
+        capacity: usize,
+    ) -> Result<i16> {
         let version = match version {
             Some(v) => v,
             None => self.versions()?.negotiate::<R>()?,
         };
-        let mut frame = Vec::with_capacity(128);
+        let mut frame = Vec::with_capacity(capacity);
         encode_request(
             &mut frame,
             request,

@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::record::{BatchCompletion, RecordInfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::hash::FxHashMap;
 use crate::records::RecordBatchBuilder;
 
 /// The accumulator's fixed settings.
@@ -109,7 +110,7 @@ struct Memory {
 /// The accumulator shared by `send` callers and the sender thread.
 pub(crate) struct Accumulator {
     cfg: AccumulatorConfig,
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueues>>>,
+    topics: RwLock<FxHashMap<Arc<str>, Arc<TopicQueues>>>,
     memory: Memory,
     incomplete: Mutex<HashMap<u64, Arc<BatchCompletion>>>,
     next_id: AtomicU64,
@@ -134,7 +135,7 @@ impl Accumulator {
                 waiters: AtomicUsize::new(0),
             },
             cfg,
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(FxHashMap::default()),
             incomplete: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             flushing: AtomicUsize::new(0),
@@ -204,7 +205,7 @@ impl Accumulator {
         rec: &AppendRecord<'_>,
         may_open: bool,
         max_block: Duration,
-        now: Instant,
+        now: impl FnOnce() -> Instant,
     ) -> Result<Option<(RecordInfo, Arc<BatchCompletion>)>> {
         let Some(queue) = topic.partitions.get(partition as usize) else {
             return Err(Error::invalid_argument(format!(
@@ -228,6 +229,9 @@ impl Accumulator {
             headers,
         ) + crate::records::RECORD_BATCH_OVERHEAD;
         let reserve = self.cfg.batch_size.max(record_size);
+        // The clock is read only here, when a batch opens: appending to an
+        // open batch (the common case) needs no time at all.
+        let now = now();
         self.reserve(reserve, now + max_block)?;
         let mut q = queue.lock();
         if let TryAppend::Done(info, c) = self.try_append(&mut q, rec)? {
@@ -495,7 +499,7 @@ mod tests {
         let mut batches = std::collections::BTreeSet::new();
         for _ in 0..30 {
             let (info, c) = a
-                .append(&t, 1, &rec(&v), true, Duration::ZERO, now)
+                .append(&t, 1, &rec(&v), true, Duration::ZERO, || now)
                 .unwrap()
                 .unwrap();
             batches.insert(Arc::as_ptr(&c) as usize);
@@ -522,7 +526,7 @@ mod tests {
         let t = a.ensure_topic("t", 1);
         let now = Instant::now();
         for _ in 0..10 {
-            a.append(&t, 0, &rec(&[1u8; 100]), true, Duration::ZERO, now)
+            a.append(&t, 0, &rec(&[1u8; 100]), true, Duration::ZERO, || now)
                 .unwrap();
         }
         let mut taken = 0;
@@ -540,9 +544,9 @@ mod tests {
         let (a, _rx) = acc(1000, 1000, 2000);
         let t = a.ensure_topic("t", 3);
         let now = Instant::now();
-        a.append(&t, 0, &rec(b"x"), true, Duration::ZERO, now)
+        a.append(&t, 0, &rec(b"x"), true, Duration::ZERO, || now)
             .unwrap();
-        a.append(&t, 1, &rec(b"x"), true, Duration::ZERO, now)
+        a.append(&t, 1, &rec(b"x"), true, Duration::ZERO, || now)
             .unwrap();
         // A third batch does not fit in 2000 bytes of buffer_memory.
         let t0 = Instant::now();
@@ -552,7 +556,7 @@ mod tests {
             &rec(b"x"),
             true,
             Duration::from_millis(50),
-            Instant::now(),
+            Instant::now,
         ) {
             Err(e) => e,
             Ok(_) => panic!("a full buffer must refuse a new batch"),
@@ -565,7 +569,7 @@ mod tests {
             a.finished(b.id, b.reserved);
         }
         assert_eq!(a.memory_used(), 0);
-        a.append(&t, 2, &rec(b"x"), true, Duration::ZERO, Instant::now())
+        a.append(&t, 2, &rec(b"x"), true, Duration::ZERO, Instant::now)
             .unwrap();
     }
 
@@ -578,7 +582,7 @@ mod tests {
         assert_ne!(p, q);
         assert_eq!(t.sticky(), q);
         // Growing the topic keeps the queues.
-        a.append(&t, 3, &rec(b"x"), true, Duration::ZERO, Instant::now())
+        a.append(&t, 3, &rec(b"x"), true, Duration::ZERO, Instant::now)
             .unwrap();
         let t2 = a.ensure_topic("t", 6);
         assert_eq!(t2.partition_count(), 6);
@@ -590,12 +594,12 @@ mod tests {
         let (a, _rx) = acc(1000, 1000, 1 << 20);
         let t = a.ensure_topic("t", 2);
         assert!(a
-            .append(&t, 0, &rec(b"x"), false, Duration::ZERO, Instant::now())
+            .append(&t, 0, &rec(b"x"), false, Duration::ZERO, Instant::now)
             .unwrap()
             .is_none());
         assert!(!a.has_queued());
         assert!(a
-            .append(&t, 9, &rec(b"x"), true, Duration::ZERO, Instant::now())
+            .append(&t, 9, &rec(b"x"), true, Duration::ZERO, Instant::now)
             .is_err());
     }
 }

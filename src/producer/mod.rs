@@ -184,7 +184,6 @@ impl Producer {
         };
         self.check_size(&rec, &topic.name)?;
         let max_block = inner.cfg.max_block;
-        let now = Instant::now();
         let count = topic.partition_count();
         let partition = match record.partition {
             Some(p) => {
@@ -208,7 +207,11 @@ impl Producer {
                     // Sticky: fill the current partition's batch; when it
                     // would need a new one, move on (KIP-480).
                     let p = topic.sticky();
-                    if let Some(done) = inner.acc.append(&topic, p, &rec, false, max_block, now)? {
+                    if let Some(done) =
+                        inner
+                            .acc
+                            .append(&topic, p, &rec, false, max_block, Instant::now)?
+                    {
                         return Ok(done);
                     }
                     topic.next_sticky(p)
@@ -217,7 +220,7 @@ impl Producer {
         };
         inner
             .acc
-            .append(&topic, partition, &rec, true, max_block, now)?
+            .append(&topic, partition, &rec, true, max_block, Instant::now)?
             .ok_or_else(|| Error::protocol("the accumulator refused a record"))
     }
 

@@ -534,16 +534,22 @@ impl SenderThread {
         };
         let token = self.next_token;
         self.next_token += 1;
+        let size: usize = batches
+            .iter()
+            .map(|b| b.data.len() + b.topic.len() + 32)
+            .sum::<usize>()
+            + 128;
         let submitted = self
             .cluster
             .connection(broker, Purpose::Produce)
             .and_then(|conn| {
-                conn.submit(
+                conn.submit_sized(
                     &request,
                     None,
                     acks != Acks::None,
                     self.cfg.client.request_timeout,
                     Reply::new(self.done_tx.clone(), token),
+                    size,
                 )
             });
         for b in &batches {
