@@ -266,8 +266,8 @@ fn produce(a: &Args) -> Report {
         + send_errors
         + (a.count as u64).saturating_sub(ok as u64 + m.record_errors + send_errors);
     eprintln!(
-        "batches={} avg_batch_bytes={:.0} records_per_batch={:.0} requests={} latency_avg={:?} latency_max={:?}",
-        m.batches_sent, m.batch_size_avg, m.records_per_batch_avg, m.requests, m.request_latency_avg, m.request_latency_max
+        "batches={} avg_batch_bytes={:.0} records_per_batch={:.0} requests={} latency_avg={:?} latency_max={:?} buffer_peak={}",
+        m.batches_sent, m.batch_size_avg, m.records_per_batch_avg, m.requests, m.request_latency_avg, m.request_latency_max, m.buffer_bytes_peak
     );
     let _ = producer.close(Duration::from_secs(10));
     Report {

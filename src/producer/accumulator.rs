@@ -105,6 +105,7 @@ struct Memory {
     freed: Condvar,
     limit: usize,
     waiters: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 /// The accumulator shared by `send` callers and the sender thread.
@@ -133,6 +134,7 @@ impl Accumulator {
                 freed: Condvar::new(),
                 limit: cfg.buffer_memory,
                 waiters: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
             },
             cfg,
             topics: RwLock::new(FxHashMap::default()),
@@ -331,6 +333,7 @@ impl Accumulator {
             }
         }
         *used += n;
+        self.memory.peak.fetch_max(*used, Ordering::Relaxed);
         Ok(())
     }
 
@@ -340,6 +343,11 @@ impl Accumulator {
         *used = used.saturating_sub(n);
         drop(used);
         self.memory.freed.notify_all();
+    }
+
+    /// The most bytes of `buffer_memory` ever in use.
+    pub(crate) fn memory_peak(&self) -> usize {
+        self.memory.peak.load(Ordering::Relaxed)
     }
 
     /// Bytes of `buffer_memory` in use.

@@ -40,7 +40,7 @@ impl Metrics {
         self.latency_us_max.fetch_max(us, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, buffer_bytes_used: u64) -> ProducerMetrics {
+    pub(crate) fn snapshot(&self, buffer_bytes_used: u64, buffer_bytes_peak: u64) -> ProducerMetrics {
         let batches = self.batches.load(Relaxed);
         let requests = self.requests.load(Relaxed);
         let bytes = self.bytes.load(Relaxed);
@@ -75,6 +75,7 @@ impl Metrics {
             ),
             request_latency_max: Duration::from_micros(self.latency_us_max.load(Relaxed)),
             buffer_bytes_used,
+            buffer_bytes_peak,
         }
     }
 }
@@ -107,4 +108,6 @@ pub struct ProducerMetrics {
     pub request_latency_max: Duration,
     /// Bytes of `buffer_memory` in use.
     pub buffer_bytes_used: u64,
+    /// The most bytes of `buffer_memory` in use at any time.
+    pub buffer_bytes_peak: u64,
 }

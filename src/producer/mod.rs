@@ -327,7 +327,10 @@ impl Producer {
     pub fn metrics(&self) -> ProducerMetrics {
         self.inner
             .metrics
-            .snapshot(self.inner.acc.memory_used() as u64)
+            .snapshot(
+                self.inner.acc.memory_used() as u64,
+                self.inner.acc.memory_peak() as u64,
+            )
     }
 
     /// The configuration.
