@@ -1,24 +1,28 @@
-//! A decompression bomb never makes the reader allocate past its cap.
+//! What the record hot paths allocate: nothing per record when appending or
+//! iterating, and never more than the cap when decompressing a bomb.
 //!
 //! This is its own test binary because it installs a global allocator that
-//! tracks the peak of live heap bytes, which only means something with one
-//! test running at a time. (The allocator wrapper needs `unsafe`; the
-//! library itself forbids it.)
+//! counts allocations and tracks the peak of live heap bytes, which only
+//! means something with one test running at a time: everything runs from
+//! one `#[test]`. (The allocator wrapper needs `unsafe`; the library itself
+//! forbids it.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use kafka_blocking::records::{
-    BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches,
+    compress, decompress, BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches,
 };
 use kafka_blocking::ErrorKind;
 
 struct Tracking;
 
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(n: usize) {
+    ALLOCS.fetch_add(1, Relaxed);
     let now = LIVE.fetch_add(n, Relaxed) + n;
     PEAK.fetch_max(now, Relaxed);
 }
@@ -57,9 +61,67 @@ static ALLOCATOR: Tracking = Tracking;
 
 /// One test, so that nothing else allocates while it measures.
 #[test]
-fn bombs_allocate_at_most_the_cap() {
+fn allocations() {
+    no_allocation_per_record();
     batches_with_bombs();
     unsized_bombs();
+}
+
+fn allocs_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = ALLOCS.load(Relaxed);
+    let out = f();
+    (out, ALLOCS.load(Relaxed) - before)
+}
+
+fn no_allocation_per_record() {
+    let value = vec![b'v'; 100];
+    let header = b"h".to_vec();
+    let owned_headers: Vec<(String, Option<Vec<u8>>)> =
+        [("trace".to_string(), Some(header))].into();
+    for codec in Compression::ALL {
+        // Appending: the builder's buffer was sized up front.
+        let mut b = RecordBatchBuilder::with_capacity(1 << 20);
+        let ((), n) = allocs_during(|| {
+            for i in 0..1000 {
+                let key = if i % 2 == 0 { Some(&value[..8]) } else { None };
+                let headers = owned_headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()));
+                b.append(i, key, Some(&value), headers).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "{codec}: append allocated");
+        let batch = b
+            .build(&BatchOptions {
+                compression: codec,
+                ..BatchOptions::default()
+            })
+            .unwrap();
+
+        // Iterating: a constant number of allocations per batch (the
+        // decompressed buffer and its Arc), none per record or header.
+        let (seen, n) = allocs_during(|| {
+            let mut seen = 0;
+            for batch in RecordBatches::new(batch.clone(), ReadOptions::default()) {
+                for r in batch.unwrap().records() {
+                    let r = r.unwrap();
+                    seen += r.value.map_or(0, |v| v.len()) + r.key.map_or(0, |k| k.len());
+                    seen += r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.map_or(0, |v| v.len()))
+                        .sum::<usize>();
+                }
+            }
+            seen
+        });
+        assert_eq!(seen, 1000 * 106 + 500 * 8);
+        let allowed = if codec == Compression::None { 0 } else { 4 };
+        assert!(
+            n <= allowed,
+            "{codec}: {n} allocations to read 1000 records"
+        );
+    }
 }
 
 fn batches_with_bombs() {
@@ -104,7 +166,6 @@ fn batches_with_bombs() {
 /// gzip with a lying ISIZE trailer, zstd written by a streaming encoder (as
 /// zstd-jni does, no content size), and LZ4 without content size.
 fn unsized_bombs() {
-    use kafka_blocking::records::{compress, decompress};
     use std::io::Write;
 
     const CAP: usize = 1 << 20;
