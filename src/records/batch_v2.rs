@@ -221,44 +221,66 @@ pub(crate) struct V2Records {
 }
 
 impl V2Records {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_record(&mut self) -> Option<Result<Record>> {
         if self.left <= 0 {
-            if self.left == 0 {
-                self.left = -1;
-                if self.pos != self.data.len() {
-                    let extra = self.data.len().saturating_sub(self.pos);
-                    return Some(Err(corrupt(
-                        ErrorKind::Protocol,
-                        self.base_offset,
-                        format!("{extra} bytes after the last record"),
-                    )));
-                }
-            }
-            return None;
+            return self.end();
         }
         self.left -= 1;
-        match self.decode() {
-            Some(r) => Some(Ok(r)),
-            None => {
-                self.left = -1; // fused
-                Some(Err(corrupt(
-                    ErrorKind::Protocol,
-                    self.base_offset,
-                    format!("malformed record at byte {} of the records", self.pos),
-                )))
-            }
-        }
-    }
-
-    #[inline]
-    fn decode(&mut self) -> Option<Record> {
         let all = self.data.as_slice();
         let mut r = Reader::new(all, self.pos);
-        let len = r.varint()?;
-        let end = r.pos.checked_add(usize::try_from(len).ok()?)?;
+        let Some(len) = r.varint() else {
+            return self.malformed();
+        };
+        let Some(end) = usize::try_from(len).ok().and_then(|n| r.pos.checked_add(n)) else {
+            return self.malformed();
+        };
+        let Some(record) = all.get(..end) else {
+            return self.malformed();
+        };
         // Every read below stays inside this record.
-        let mut r = Reader::new(all.get(..end)?, r.pos);
+        let mut r = Reader::new(record, r.pos);
+        let Some(fields) = Self::fields(&mut r) else {
+            return self.malformed();
+        };
+        let (timestamp_delta, offset_delta, key, value, header_count, headers_at) = fields;
+        if r.pos != end {
+            return self.malformed();
+        }
+        self.pos = end;
+        let view = |range: Option<(usize, usize)>| match range {
+            Some((s, e)) => self.data.get(s..e),
+            None => None,
+        };
+        Some(Ok(Record {
+            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp: match self.log_append_time {
+                Some(t) => t,
+                None => self.base_timestamp.wrapping_add(timestamp_delta),
+            },
+            key: view(key),
+            value: view(value),
+            headers: if header_count == 0 {
+                Headers::default()
+            } else {
+                Headers::new(self.data.slice(headers_at..end), header_count as u32)
+            },
+        }))
+    }
+
+    /// Reads a record's fields after its length; checks the headers.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn fields(
+        r: &mut Reader<'_>,
+    ) -> Option<(
+        i64,
+        i32,
+        Option<(usize, usize)>,
+        Option<(usize, usize)>,
+        i32,
+        usize,
+    )> {
         r.u8()?; // record attributes: unused
         let timestamp_delta = r.varlong()?;
         let offset_delta = r.varint()?;
@@ -275,27 +297,39 @@ impl V2Records {
             std::str::from_utf8(key).ok()?;
             r.nullable_varbytes()?;
         }
-        if r.pos != end {
-            return None;
+        Some((
+            timestamp_delta,
+            offset_delta,
+            key,
+            value,
+            header_count,
+            headers_at,
+        ))
+    }
+
+    #[cold]
+    fn malformed(&mut self) -> Option<Result<Record>> {
+        self.left = -1; // fused
+        Some(Err(corrupt(
+            ErrorKind::Protocol,
+            self.base_offset,
+            format!("malformed record at byte {} of the records", self.pos),
+        )))
+    }
+
+    #[cold]
+    fn end(&mut self) -> Option<Result<Record>> {
+        if self.left == 0 {
+            self.left = -1;
+            if self.pos != self.data.len() {
+                let extra = self.data.len().saturating_sub(self.pos);
+                return Some(Err(corrupt(
+                    ErrorKind::Protocol,
+                    self.base_offset,
+                    format!("{extra} bytes after the last record"),
+                )));
+            }
         }
-        self.pos = end;
-        let view = |range: Option<(usize, usize)>| match range {
-            Some((s, e)) => self.data.get(s..e).map(Some),
-            None => Some(None),
-        };
-        Some(Record {
-            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp: match self.log_append_time {
-                Some(t) => t,
-                None => self.base_timestamp.wrapping_add(timestamp_delta),
-            },
-            key: view(key)?,
-            value: view(value)?,
-            headers: if header_count == 0 {
-                Headers::default()
-            } else {
-                Headers::new(self.data.get(headers_at..end)?, header_count as u32)
-            },
-        })
+        None
     }
 }

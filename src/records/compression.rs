@@ -275,45 +275,57 @@ fn snappy_compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
+/// Calls `each` with every raw snappy block of `input`: the whole input for
+/// raw snappy, the length-prefixed blocks after the header for xerial.
+fn snappy_blocks(input: &[u8], each: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let codec = Compression::Snappy;
+    if !(input.len() >= XERIAL_HEADER_LEN && input.starts_with(&XERIAL_MAGIC)) {
+        return each(input);
+    }
+    let mut rest = input.get(XERIAL_HEADER_LEN..).unwrap_or_default();
+    while !rest.is_empty() {
+        let Some(len) = take_array::<4>(&mut rest) else {
+            return Err(codec_error(codec, "truncated xerial block length"));
+        };
+        let len = i32::from_be_bytes(len);
+        let Some(block) = usize::try_from(len).ok().and_then(|n| take(&mut rest, n)) else {
+            return Err(codec_error(
+                codec,
+                format!(
+                    "xerial block length {len} exceeds the {} bytes left",
+                    rest.len()
+                ),
+            ));
+        };
+        each(block)?;
+    }
+    Ok(())
+}
+
 fn snappy_decompress(input: &[u8], cap: usize) -> Result<Vec<u8>> {
     let codec = Compression::Snappy;
-    let mut dec = snap::raw::Decoder::new();
-    let mut out = Vec::new();
-    let mut raw_block = |block: &[u8], out: &mut Vec<u8>| -> Result<()> {
+    // Every block states its decompressed length: add them up first, so the
+    // output is allocated once, exactly, and a bomb not at all.
+    let mut total = 0usize;
+    snappy_blocks(input, &mut |block| {
         let n = snap::raw::decompress_len(block).map_err(|e| codec_error(codec, e))?;
-        let start = out.len();
-        if n > cap - start {
+        total = total.saturating_add(n);
+        if total > cap {
             return Err(over_cap(codec, cap));
         }
-        grow(out, start + n, cap);
-        let dst = out.get_mut(start..).unwrap_or_default();
-        let got = dec
+        Ok(())
+    })?;
+    let mut out = vec![0u8; total];
+    let mut at = 0;
+    let mut dec = snap::raw::Decoder::new();
+    snappy_blocks(input, &mut |block| {
+        let dst = out.get_mut(at..).unwrap_or_default();
+        at += dec
             .decompress(block, dst)
             .map_err(|e| codec_error(codec, e))?;
-        out.truncate(start + got);
         Ok(())
-    };
-    if input.len() >= XERIAL_HEADER_LEN && input.starts_with(&XERIAL_MAGIC) {
-        let mut rest = input.get(XERIAL_HEADER_LEN..).unwrap_or_default();
-        while !rest.is_empty() {
-            let Some(len) = take_array::<4>(&mut rest) else {
-                return Err(codec_error(codec, "truncated xerial block length"));
-            };
-            let len = i32::from_be_bytes(len);
-            let Some(block) = usize::try_from(len).ok().and_then(|n| take(&mut rest, n)) else {
-                return Err(codec_error(
-                    codec,
-                    format!(
-                        "xerial block length {len} exceeds the {} bytes left",
-                        rest.len()
-                    ),
-                ));
-            };
-            raw_block(block, &mut out)?;
-        }
-    } else {
-        raw_block(input, &mut out)?;
-    }
+    })?;
+    out.truncate(at);
     Ok(out)
 }
 
@@ -565,8 +577,21 @@ fn zstd_decompress(input: &[u8], cap: usize) -> Result<Vec<u8>> {
         }
     }
     let hint = content_size.map_or(input.len().saturating_mul(4), |n| n as usize);
-    let dec = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| codec_error(codec, e))?;
+    let mut dec =
+        zstd::stream::read::Decoder::with_buffer(input).map_err(|e| codec_error(codec, e))?;
+    // The streaming decoder allocates the frame's window itself (C heap),
+    // up to 128 MiB by default: bound it by the cap too, but never below
+    // the 4 MiB that zstd's own levels 1-5 use.
+    dec.window_log_max(zstd_window_log_max(cap))
+        .map_err(|e| codec_error(codec, e))?;
     read_capped(codec, dec, cap, hint)
+}
+
+/// log2 of the largest zstd window accepted for `cap`: the cap rounded up
+/// to a power of two, within 2^22..=2^27 (zstd's default maximum).
+fn zstd_window_log_max(cap: usize) -> u32 {
+    let log = usize::BITS - cap.saturating_sub(1).leading_zeros();
+    log.clamp(22, 27)
 }
 
 #[cfg(test)]
@@ -730,6 +755,26 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Compression, "{codec}");
             assert!(decompress(codec, &[], 1 << 20).is_err() || codec == Compression::Snappy);
         }
+    }
+
+    #[test]
+    fn zstd_window_follows_the_cap() {
+        assert_eq!(zstd_window_log_max(0), 22);
+        assert_eq!(zstd_window_log_max(1 << 20), 22);
+        assert_eq!(zstd_window_log_max(64 << 20), 26);
+        assert_eq!(zstd_window_log_max((64 << 20) + 1), 27);
+        assert_eq!(zstd_window_log_max(usize::MAX), 27);
+        // A frame whose window is larger than allowed is refused, not
+        // allocated.
+        let data = sample(9 << 20);
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        enc.long_distance_matching(true).unwrap();
+        enc.window_log(24).unwrap();
+        std::io::Write::write_all(&mut enc, &data).unwrap();
+        let frame = enc.finish().unwrap();
+        let e = zstd_decompress(&frame, 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Compression);
+        assert_eq!(zstd_decompress(&frame, 16 << 20).unwrap(), data);
     }
 
     #[test]

@@ -828,3 +828,18 @@ proptest! {
         let _ = read_all(Bytes::from(data), options);
     }
 }
+
+/// The producer and consumer move these across threads.
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RecordBatchBuilder>();
+    check::<RecordBatches>();
+    check::<Batch>();
+    check::<Records>();
+    check::<Record>();
+    check::<Headers>();
+    check::<HeaderIter<'_>>();
+    check::<BatchOptions>();
+    check::<ReadOptions>();
+}

@@ -32,23 +32,29 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn new(buf: &'a [u8], pos: usize) -> Reader<'a> {
-        Reader { buf, pos }
+        // Keep `pos <= buf.len()` so that `skip` needs one comparison.
+        Reader {
+            buf,
+            pos: pos.min(buf.len()),
+        }
     }
 
     /// Bytes left after the position.
     #[inline]
+    #[cfg(test)]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 
     /// Skips `n` bytes and returns their range.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn skip(&mut self, n: usize) -> Option<(usize, usize)> {
-        if n > self.remaining() {
+        let start = self.pos;
+        // `pos <= len` always holds, so this cannot wrap.
+        if n > self.buf.len() - start {
             return None;
         }
-        let start = self.pos;
-        self.pos += n;
+        self.pos = start + n;
         Some((start, self.pos))
     }
 
@@ -76,14 +82,20 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned varint of at most 5 bytes (overlong encodings refused).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn uvarint(&mut self) -> Option<u32> {
-        let b = *self.buf.get(self.pos)?;
-        if b < 0x80 {
-            self.pos += 1;
-            return Some(u32::from(b));
+        // One- and two-byte varints (lengths below 8 KiB) are the norm.
+        match self.buf.get(self.pos..) {
+            Some(&[b0, ..]) if b0 < 0x80 => {
+                self.pos += 1;
+                Some(u32::from(b0))
+            }
+            Some(&[b0, b1, ..]) if b1 < 0x80 => {
+                self.pos += 2;
+                Some(u32::from(b0 & 0x7f) | u32::from(b1) << 7)
+            }
+            _ => self.uvarint_slow(),
         }
-        self.uvarint_slow()
     }
 
     fn uvarint_slow(&mut self) -> Option<u32> {
@@ -103,21 +115,25 @@ impl<'a> Reader<'a> {
     }
 
     /// A zig-zag varint.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Option<i32> {
         let v = self.uvarint()?;
         Some(((v >> 1) as i32) ^ -((v & 1) as i32))
     }
 
     /// A zig-zag varlong of at most 10 bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varlong(&mut self) -> Option<i64> {
-        let b = *self.buf.get(self.pos)?;
-        let v = if b < 0x80 {
-            self.pos += 1;
-            u64::from(b)
-        } else {
-            self.uvarlong_slow()?
+        let v = match self.buf.get(self.pos..) {
+            Some(&[b0, ..]) if b0 < 0x80 => {
+                self.pos += 1;
+                u64::from(b0)
+            }
+            Some(&[b0, b1, ..]) if b1 < 0x80 => {
+                self.pos += 2;
+                u64::from(b0 & 0x7f) | u64::from(b1) << 7
+            }
+            _ => self.uvarlong_slow()?,
         };
         Some(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
