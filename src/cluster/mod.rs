@@ -50,6 +50,13 @@ impl Purpose {
     }
 }
 
+/// A place to send a request any broker can answer.
+enum Candidate {
+    Open(Connection),
+    Broker(i32),
+    Bootstrap(usize),
+}
+
 /// Which topics a refresh asks for.
 #[derive(Debug, Clone)]
 pub(crate) enum TopicSelection {
@@ -72,7 +79,7 @@ pub(crate) struct Cluster {
     transport: Arc<dyn Transport>,
     snapshot: RwLock<Arc<ClusterMetadata>>,
     pool: Mutex<HashMap<(i32, Purpose), Connection>>,
-    bootstrap: Mutex<Vec<Connection>>,
+    bootstrap: Mutex<HashMap<usize, Connection>>,
     refresh: Mutex<RefreshState>,
     next_bootstrap: AtomicUsize,
     allow_auto_create: bool,
@@ -89,7 +96,7 @@ impl Cluster {
             transport: Arc::new(TcpTransport),
             snapshot: RwLock::new(Arc::new(ClusterMetadata::empty())),
             pool: Mutex::new(HashMap::new()),
-            bootstrap: Mutex::new(Vec::new()),
+            bootstrap: Mutex::new(HashMap::new()),
             refresh: Mutex::new(RefreshState {
                 interest: BTreeSet::new(),
                 want_all: false,
@@ -305,58 +312,75 @@ impl Cluster {
         });
     }
 
-    /// Connections to try for a request any broker can answer: those
-    /// already connected first, then known brokers, then the bootstrap list.
-    fn candidates(&self) -> Result<Vec<Connection>> {
-        let mut connected = Vec::new();
-        let mut idle = Vec::new();
-        for ((_, purpose), c) in self.pool.lock().iter() {
-            if *purpose == Purpose::General {
-                if c.is_connected() {
-                    connected.push(c.clone());
-                } else {
-                    idle.push(c.clone());
-                }
+    /// Where to try a request any broker can answer, best first: open
+    /// general-purpose connections, then known brokers (their connections
+    /// are created only when reached), then the bootstrap list.
+    fn candidates(&self) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        let mut open = Vec::new();
+        for ((id, purpose), c) in self.pool.lock().iter() {
+            if *purpose == Purpose::General && c.is_connected() {
+                out.push(Candidate::Open(c.clone()));
+                open.push(*id);
             }
         }
         let known: Vec<i32> = self.snapshot.read().brokers.keys().copied().collect();
-        for id in known {
-            if !self.pool.lock().contains_key(&(id, Purpose::General)) {
-                if let Ok(c) = self.connection(id, Purpose::General) {
-                    idle.push(c);
-                }
+        let start = self.next_bootstrap.fetch_add(1, Ordering::Relaxed);
+        // Spread first contacts over the brokers rather than always the lowest id.
+        for i in 0..known.len() {
+            let id = known[(start + i) % known.len()];
+            if !open.contains(&id) {
+                out.push(Candidate::Broker(id));
             }
         }
-        let boot = self.bootstrap_connections()?;
-        let start = self.next_bootstrap.fetch_add(1, Ordering::Relaxed) % boot.len().max(1);
-        let mut out = connected;
-        out.extend(idle);
-        out.extend(boot.iter().cycle().skip(start).take(boot.len()).cloned());
-        Ok(out)
+        let boot = self.config.bootstrap_servers.len();
+        for i in 0..boot {
+            out.push(Candidate::Bootstrap((start + i) % boot));
+        }
+        out
     }
 
-    fn bootstrap_connections(&self) -> Result<Vec<Connection>> {
+    fn bootstrap_connection(&self, i: usize) -> Result<Connection> {
         let mut boot = self.bootstrap.lock();
-        if boot.is_empty() {
-            for (i, addr) in self.config.bootstrap_servers.iter().enumerate() {
-                boot.push(Connection::spawn(
-                    ConnectionOptions::from_config(
-                        &self.config,
-                        addr.clone(),
-                        Arc::clone(&self.transport),
-                    ),
-                    format!("{}-boot{i}", self.name),
-                )?);
-            }
+        if let Some(c) = boot.get(&i) {
+            return Ok(c.clone());
         }
-        Ok(boot.clone())
+        let addr = self
+            .config
+            .bootstrap_servers
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::invalid_argument("no such bootstrap server"))?;
+        let c = Connection::spawn(
+            ConnectionOptions::from_config(&self.config, addr, Arc::clone(&self.transport)),
+            format!("{}-boot{i}", self.name),
+        )?;
+        boot.insert(i, c.clone());
+        Ok(c)
     }
 
     /// Sends a request any broker can answer, trying brokers in turn until
     /// one answers or all have failed.
     pub(crate) fn send_any<R: crate::protocol::Request>(&self, request: &R) -> Result<R::Response> {
         let mut last: Option<Error> = None;
-        for conn in self.candidates()? {
+        for candidate in self.candidates() {
+            let conn = match candidate {
+                Candidate::Open(c) => c,
+                Candidate::Broker(id) => match self.connection(id, Purpose::General) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                },
+                Candidate::Bootstrap(i) => match self.bootstrap_connection(i) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                },
+            };
             match conn.send(request) {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_retriable() || e.kind() == ErrorKind::Closed => {
@@ -410,7 +434,7 @@ impl Cluster {
         for (_, c) in self.pool.lock().drain() {
             c.close();
         }
-        for c in self.bootstrap.lock().drain(..) {
+        for (_, c) in self.bootstrap.lock().drain() {
             c.close();
         }
     }

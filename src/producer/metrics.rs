@@ -40,7 +40,11 @@ impl Metrics {
         self.latency_us_max.fetch_max(us, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, buffer_bytes_used: u64, buffer_bytes_peak: u64) -> ProducerMetrics {
+    pub(crate) fn snapshot(
+        &self,
+        buffer_bytes_used: u64,
+        buffer_bytes_peak: u64,
+    ) -> ProducerMetrics {
         let batches = self.batches.load(Relaxed);
         let requests = self.requests.load(Relaxed);
         let bytes = self.bytes.load(Relaxed);

@@ -325,12 +325,10 @@ impl Producer {
 
     /// A snapshot of the producer's counters.
     pub fn metrics(&self) -> ProducerMetrics {
-        self.inner
-            .metrics
-            .snapshot(
-                self.inner.acc.memory_used() as u64,
-                self.inner.acc.memory_peak() as u64,
-            )
+        self.inner.metrics.snapshot(
+            self.inner.acc.memory_used() as u64,
+            self.inner.acc.memory_peak() as u64,
+        )
     }
 
     /// The configuration.
