@@ -14,11 +14,13 @@
 //!   from the official message schemas.
 //! * [`Client`] — sends any protocol request to any broker and returns the
 //!   typed response, with version negotiation and metadata.
+//! * [`AdminClient`] — topics, configs, consumer groups, records and ACLs.
 //! * [`ClientConfig`] — the options every client shares, with kafka-python's
 //!   names and defaults.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 mod bytes;
 mod client;
 pub mod cluster;
@@ -32,6 +34,7 @@ pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use crate::admin::AdminClient;
 pub use crate::bytes::Bytes;
 pub use crate::client::{Client, VersionInfo};
 pub use crate::config::{

@@ -2,6 +2,7 @@
 //! Kafka-compatible broker over TCP (Tansu started on a free port by the
 //! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
 
+mod admin;
 mod faults;
 mod harness;
 mod producer;
