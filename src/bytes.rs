@@ -112,6 +112,25 @@ impl Bytes {
         self.as_slice().to_vec()
     }
 
+    /// The whole underlying buffer, when this is its only view and covers
+    /// all of it (no copy); otherwise `self` back.
+    pub fn try_into_vec(self) -> Result<Vec<u8>, Bytes> {
+        match self.buf {
+            Some(buf) if self.start == 0 && self.end == buf.len() => {
+                Arc::try_unwrap(buf).map_err(|shared| Bytes {
+                    buf: Some(shared),
+                    start: self.start,
+                    end: self.end,
+                })
+            }
+            buf => Err(Bytes {
+                buf,
+                start: self.start,
+                end: self.end,
+            }),
+        }
+    }
+
     /// Turns the view back into a `Vec<u8>`, without copying when this is the
     /// only view of a whole buffer.
     pub fn into_vec(self) -> Vec<u8> {
@@ -288,6 +307,12 @@ mod tests {
         let b = Bytes::from(vec![1, 2, 3]);
         let c = b.slice(1..);
         assert_eq!(c.into_vec(), vec![2, 3]);
+        let b = Bytes::from(vec![4, 5]);
+        let shared = b.clone();
+        let b = b.try_into_vec().unwrap_err();
+        drop(shared);
+        assert_eq!(b.try_into_vec().unwrap(), vec![4, 5]);
+        assert!(Bytes::from(vec![1, 2]).slice(1..).try_into_vec().is_err());
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub(crate) struct Accumulator {
     flushing: AtomicUsize,
     closed: AtomicBool,
     wake: Sender<()>,
+    /// Buffers of completed batches, reused for new ones.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Outcome of trying to append without opening a batch.
@@ -143,6 +145,7 @@ impl Accumulator {
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             wake,
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -248,12 +251,19 @@ impl Accumulator {
         let completion = BatchCompletion::new(Arc::clone(&topic.name), partition);
         let mut batch = OpenBatch {
             id,
-            builder: RecordBatchBuilder::with_capacity(reserve.min(self.cfg.batch_size.max(1024))),
+            builder: match self.spare.lock().pop() {
+                Some(buf) => RecordBatchBuilder::with_buffer(buf),
+                None => {
+                    RecordBatchBuilder::with_capacity(reserve.min(self.cfg.batch_size.max(1024)))
+                }
+            },
             created: now,
             completion: Arc::clone(&completion),
             reserved: reserve,
         };
-        let info = Self::append_to(&mut batch, rec)?;
+        // The first record of a batch always fits.
+        let info = Self::append_to(&mut batch, rec, usize::MAX)?
+            .ok_or_else(|| Error::protocol("a new batch refused its first record"))?;
         q.open = Some(batch);
         drop(q);
         self.incomplete.lock().insert(id, Arc::clone(&completion));
@@ -268,17 +278,9 @@ impl Accumulator {
         let Some(batch) = q.open.as_mut() else {
             return Ok(TryAppend::NeedBatch);
         };
-        let fits = batch.builder.would_fit(
-            self.cfg.batch_size,
-            rec.timestamp,
-            rec.key.map(<[u8]>::len),
-            rec.value.map(<[u8]>::len),
-            rec.headers.iter().copied(),
-        );
-        if !fits {
+        let Some(info) = Self::append_to(batch, rec, self.cfg.batch_size)? else {
             return Ok(TryAppend::NeedBatch);
-        }
-        let info = Self::append_to(batch, rec)?;
+        };
         let c = Arc::clone(&batch.completion);
         if batch.builder.size_estimate() >= self.cfg.batch_size {
             // Full: hand it to the sender now rather than at linger.
@@ -290,20 +292,29 @@ impl Accumulator {
         Ok(TryAppend::Done(info, c))
     }
 
+    /// Appends within `limit` bytes; `None` when the record does not fit.
     #[inline]
-    fn append_to(batch: &mut OpenBatch, rec: &AppendRecord<'_>) -> Result<RecordInfo> {
-        let index = batch.builder.append(
+    fn append_to(
+        batch: &mut OpenBatch,
+        rec: &AppendRecord<'_>,
+        limit: usize,
+    ) -> Result<Option<RecordInfo>> {
+        let Some(index) = batch.builder.append_within(
+            limit,
             rec.timestamp,
             rec.key,
             rec.value,
             rec.headers.iter().copied(),
-        )?;
-        Ok(RecordInfo {
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(RecordInfo {
             index: index as u32,
             timestamp: rec.timestamp,
             key_size: rec.key.map_or(-1, |k| k.len() as i32),
             value_size: rec.value.map_or(-1, |v| v.len() as i32),
-        })
+        }))
     }
 
     fn reserve(&self, n: usize, deadline: Instant) -> Result<()> {
@@ -348,6 +359,19 @@ impl Accumulator {
     /// The most bytes of `buffer_memory` ever in use.
     pub(crate) fn memory_peak(&self) -> usize {
         self.memory.peak.load(Ordering::Relaxed)
+    }
+
+    /// Keeps a completed batch's buffer for reuse (up to what
+    /// `buffer_memory` could hold at once).
+    pub(crate) fn recycle(&self, buf: Vec<u8>) {
+        let want = self.cfg.batch_size.max(1024);
+        if buf.capacity() < want || buf.capacity() > want * 2 {
+            return;
+        }
+        let mut spare = self.spare.lock();
+        if spare.len() < self.cfg.buffer_memory / want {
+            spare.push(buf);
+        }
     }
 
     /// Bytes of `buffer_memory` in use.

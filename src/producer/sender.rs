@@ -796,6 +796,9 @@ impl SenderThread {
         }
         b.completion.complete(result);
         acc.finished(b.id, b.reserved);
+        if let Ok(buf) = b.data.try_into_vec() {
+            acc.recycle(buf);
+        }
     }
 
     /// Fails everything still queued, waiting or in flight (close timeout).

@@ -166,6 +166,20 @@ impl RecordBatchBuilder {
         RecordBatchBuilder::with_capacity(0)
     }
 
+    /// An empty builder that writes into `buf` (cleared first): lets a
+    /// producer reuse the buffers of completed batches instead of asking the
+    /// allocator (and the kernel, page by page) for fresh ones.
+    pub fn with_buffer(mut buf: Vec<u8>) -> RecordBatchBuilder {
+        buf.clear();
+        buf.resize(RECORD_BATCH_OVERHEAD, 0);
+        RecordBatchBuilder {
+            buf,
+            count: 0,
+            base_timestamp: -1,
+            max_timestamp: -1,
+        }
+    }
+
     /// An empty builder whose buffer holds `bytes` (e.g. `batch_size`)
     /// before it grows.
     pub fn with_capacity(bytes: usize) -> RecordBatchBuilder {
@@ -198,6 +212,32 @@ impl RecordBatchBuilder {
         H: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
         H::IntoIter: Clone,
     {
+        self.append_within(usize::MAX, timestamp_ms, key, value, headers)
+            .map(|appended| appended.unwrap_or(-1))
+    }
+
+    /// Appends a record only if the batch stays within `limit` bytes (as
+    /// [`would_fit`](RecordBatchBuilder::would_fit), the first record always
+    /// fits): `Ok(Some(offset_delta))` when appended, `Ok(None)` when it
+    /// would not fit. One size computation instead of `would_fit` plus
+    /// `append`, for the producer's hot path.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](RecordBatchBuilder::append).
+    #[inline]
+    pub fn append_within<'h, H>(
+        &mut self,
+        limit: usize,
+        timestamp_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: H,
+    ) -> Result<Option<i32>>
+    where
+        H: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+        H::IntoIter: Clone,
+    {
         let headers = headers.into_iter();
         let offset_delta = self.count;
         let timestamp_delta = self.timestamp_delta(timestamp_ms);
@@ -208,6 +248,10 @@ impl RecordBatchBuilder {
             value.map(<[u8]>::len),
             headers.clone(),
         );
+        let record = body.saturating_add(varint_len(clamp_i32(body)));
+        if self.count > 0 && self.buf.len().saturating_add(record) > limit {
+            return Ok(None);
+        }
         let total = self.buf.len().saturating_add(body).saturating_add(5);
         if body > i32::MAX as usize || total > i32::MAX as usize || offset_delta == i32::MAX {
             return Err(too_large("record", body));
@@ -232,7 +276,7 @@ impl RecordBatchBuilder {
             self.max_timestamp = timestamp_ms;
         }
         self.count += 1;
-        Ok(offset_delta)
+        Ok(Some(offset_delta))
     }
 
     #[inline]
