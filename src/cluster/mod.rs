@@ -209,6 +209,13 @@ impl Cluster {
         };
         self.refresh.lock().stale = false;
         self.prune_connections(&new);
+        // Bootstrap connections were for discovery only; the brokers are
+        // known now (they are opened again if every broker is lost).
+        if !new.brokers.is_empty() {
+            for (_, c) in self.bootstrap.lock().drain() {
+                c.close();
+            }
+        }
         log::debug!(
             "metadata: {} brokers, {} topics, controller {:?}",
             new.brokers.len(),
@@ -277,9 +284,13 @@ impl Cluster {
         let addr = {
             let snap = self.snapshot.read();
             let b = snap.broker(id).ok_or_else(|| {
+                // Retriable: brokers come and go; a metadata refresh tells
+                // where the work moved.
                 Error::new(
-                    ErrorKind::Broker,
-                    format!("broker {id} is not in the cluster metadata"),
+                    ErrorKind::Disconnected,
+                    format!(
+                        "broker {id} is not in the cluster metadata (it may have left the cluster)"
+                    ),
                 )
             })?;
             let port = u16::try_from(b.port)

@@ -173,6 +173,21 @@ impl Connection {
         o.connect_timeout * 2 + o.reconnect_backoff_max + Duration::from_secs(1)
     }
 
+    /// The broker's API versions if a handshake has happened (no I/O).
+    pub(crate) fn versions_if_known(&self) -> Option<Arc<BrokerVersions>> {
+        self.shared.versions.read().as_ref().map(Arc::clone)
+    }
+
+    /// Starts connecting (and the handshake) in the background; the outcome
+    /// arrives on `reply`. Does nothing harmful when already connected.
+    pub(crate) fn connect_async(&self, reply: Reply) {
+        if let Err(e) = self.tx.send(Cmd::Connect(reply)) {
+            if let Cmd::Connect(reply) = e.0 {
+                reply.complete(Err(self.gone()));
+            }
+        }
+    }
+
     /// The broker's API versions, connecting first if need be.
     pub(crate) fn versions(&self) -> Result<Arc<BrokerVersions>> {
         if let Some(v) = self.shared.versions.read().as_ref() {
@@ -286,10 +301,13 @@ impl Connection {
     }
 
     fn gone(&self) -> Error {
-        Error::closed(format!(
-            "the connection to broker {} has been closed",
-            self.shared.opts.addr
-        ))
+        Error::new(
+            ErrorKind::Disconnected,
+            format!(
+                "the connection to broker {} has been closed",
+                self.shared.opts.addr
+            ),
+        )
     }
 
     fn stuck(&self, what: &str) -> Error {

@@ -28,7 +28,13 @@ pub(crate) fn run(
     for attempt in 0..3 {
         let response = match exchange(stream, opts, version, attempt, deadline) {
             Ok(r) => r,
-            Err(e) if opts.assume_versions_if_refused && e.kind() != ErrorKind::Timeout => {
+            // Only a broker that hangs up on the request (pre-0.10) counts
+            // as refusing it; resets during a restart are retried instead.
+            Err(e)
+                if opts.assume_versions_if_refused
+                    && e.kind() == ErrorKind::Disconnected
+                    && attempt == 0 =>
+            {
                 log::warn!(
                     "broker {} refused ApiVersions ({e}); assuming version 0 of every API as api_version is set",
                     opts.addr

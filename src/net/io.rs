@@ -162,10 +162,15 @@ enum Event {
 }
 
 fn closed_error(shared: &Shared) -> Error {
-    Error::closed(format!(
-        "the connection to broker {} was closed by this client",
-        shared.opts.addr
-    ))
+    // Retriable: the client closes connections to brokers that left the
+    // metadata or moved; a request caught in that can go elsewhere.
+    Error::new(
+        ErrorKind::Disconnected,
+        format!(
+            "the connection to broker {} was closed by this client",
+            shared.opts.addr
+        ),
+    )
 }
 
 /// Writes one call. `Err` means the connection is dead (the call has been

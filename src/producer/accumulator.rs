@@ -192,6 +192,8 @@ impl Accumulator {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        // Taking the lock orders this with a waiter's check of `closed`.
+        drop(self.memory.used.lock());
         self.memory.freed.notify_all();
         let _ = self.wake.try_send(());
     }
@@ -219,8 +221,17 @@ impl Accumulator {
             ))
             .with_partition(&*topic.name, partition));
         };
-        if let TryAppend::Done(info, c) = self.try_append(&mut queue.lock(), rec)? {
-            return Ok(Some((info, c)));
+        {
+            let mut q = queue.lock();
+            // Checked under the queue lock: the sender's last look at the
+            // queues (after close) takes the same locks, so a record can
+            // never slip in after it and wait forever.
+            if self.is_closed() {
+                return Err(Error::closed("send() on a closed producer"));
+            }
+            if let TryAppend::Done(info, c) = self.try_append(&mut q, rec)? {
+                return Ok(Some((info, c)));
+            }
         }
         if !may_open {
             return Ok(None);
@@ -239,10 +250,23 @@ impl Accumulator {
         let now = now();
         self.reserve(reserve, now + max_block)?;
         let mut q = queue.lock();
-        if let TryAppend::Done(info, c) = self.try_append(&mut q, rec)? {
+        if self.is_closed() {
             drop(q);
             self.release(reserve);
-            return Ok(Some((info, c)));
+            return Err(Error::closed("send() on a closed producer"));
+        }
+        match self.try_append(&mut q, rec) {
+            Ok(TryAppend::Done(info, c)) => {
+                drop(q);
+                self.release(reserve);
+                return Ok(Some((info, c)));
+            }
+            Ok(TryAppend::NeedBatch) => {}
+            Err(e) => {
+                drop(q);
+                self.release(reserve);
+                return Err(e);
+            }
         }
         if let Some(full) = q.open.take() {
             q.full.push_back(full);
@@ -262,11 +286,24 @@ impl Accumulator {
             reserved: reserve,
         };
         // The first record of a batch always fits.
-        let info = Self::append_to(&mut batch, rec, usize::MAX)?
-            .ok_or_else(|| Error::protocol("a new batch refused its first record"))?;
+        let info = match Self::append_to(&mut batch, rec, usize::MAX) {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                drop(q);
+                self.release(reserve);
+                return Err(Error::protocol("a new batch refused its first record"));
+            }
+            Err(e) => {
+                drop(q);
+                self.release(reserve);
+                return Err(e);
+            }
+        };
+        // Registered before the batch is visible to the sender, so its
+        // completion always finds (and removes) the entry.
+        self.incomplete.lock().insert(id, Arc::clone(&completion));
         q.open = Some(batch);
         drop(q);
-        self.incomplete.lock().insert(id, Arc::clone(&completion));
         // Wake the sender: a new batch has a linger deadline, and a closed
         // one may be ready to go.
         let _ = self.wake.try_send(());
@@ -619,6 +656,21 @@ mod tests {
         let t2 = a.ensure_topic("t", 6);
         assert_eq!(t2.partition_count(), 6);
         assert!(Arc::ptr_eq(&t.partitions[3], &t2.partitions[3]));
+    }
+
+    #[test]
+    fn appends_after_close_fail() {
+        let (a, _rx) = acc(1000, 1000, 1 << 20);
+        let t = a.ensure_topic("t", 1);
+        a.append(&t, 0, &rec(b"x"), true, Duration::ZERO, Instant::now)
+            .unwrap();
+        a.close();
+        for may_open in [false, true] {
+            match a.append(&t, 0, &rec(b"x"), may_open, Duration::ZERO, Instant::now) {
+                Err(e) => assert_eq!(e.kind(), ErrorKind::Closed),
+                Ok(_) => panic!("appended after close"),
+            }
+        }
     }
 
     #[test]

@@ -279,7 +279,13 @@ impl Producer {
     /// each record sent before this call is acknowledged or has failed, or
     /// `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        if sender::on_sender_thread() {
+            return Err(Error::invalid_argument(
+                "flush() inside a delivery callback would wait for the thread running the callback",
+            ));
+        }
+        // `None`: no deadline (Duration::MAX).
+        let deadline = Instant::now().checked_add(timeout);
         let pending = self.inner.acc.begin_flush();
         let mut result = Ok(());
         for batch in pending {
@@ -292,7 +298,9 @@ impl Producer {
                     value_size: 0,
                 },
             };
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if let Err(e) = fut.get(left) {
                 if e.kind() == ErrorKind::Timeout && !fut.is_done() {
                     result = Err(Error::timeout(format!(
@@ -349,12 +357,12 @@ impl Inner {
             self.state.store(sender::CLOSING, Ordering::Release);
             return Ok(());
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         self.acc.close();
         self.state.store(sender::CLOSING, Ordering::Release);
         let mut delivered = true;
         while !thread.is_finished() {
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 delivered = false;
                 self.state.store(sender::ABORT, Ordering::Release);
                 self.acc.close();
@@ -362,7 +370,16 @@ impl Inner {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let _ = thread.join();
+        // After an abort the sender fails everything and stops at its next
+        // loop; it may sit in a blocking metadata request for a while, so
+        // wait a bounded grace period and then let it finish on its own.
+        let grace = Instant::now() + Duration::from_secs(5);
+        while !thread.is_finished() && Instant::now() < grace {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
         self.cluster.close();
         if delivered {
             Ok(())

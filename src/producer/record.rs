@@ -342,7 +342,15 @@ impl BatchCompletion {
         self.cond.notify_all();
         let callbacks = std::mem::take(&mut *self.callbacks.lock());
         for (info, cb) in callbacks {
-            cb(self.metadata_for(&result, info));
+            let md = self.metadata_for(&result, info);
+            // A panicking callback must not take the sender thread down.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(md))).is_err() {
+                log::error!(
+                    "a delivery callback for {}-{} panicked",
+                    self.topic,
+                    self.partition
+                );
+            }
         }
     }
 
@@ -356,7 +364,9 @@ impl BatchCompletion {
                 topic: Arc::clone(&self.topic),
                 partition: self.partition,
                 offset: if ack.base_offset >= 0 {
-                    ack.base_offset + i64::from(info.index)
+                    ack.base_offset
+                        .checked_add(i64::from(info.index))
+                        .unwrap_or(-1)
                 } else {
                     -1
                 },
@@ -373,6 +383,13 @@ impl BatchCompletion {
         loop {
             if let Some(r) = st.as_ref() {
                 return Some(r.clone());
+            }
+            if super::sender::on_sender_thread() {
+                // Inside a delivery callback: this batch can only complete
+                // on this very thread.
+                return Some(Err(crate::Error::invalid_argument(
+                    "waiting for a delivery inside a delivery callback would deadlock; use send_with_callback or wait outside the callback",
+                )));
             }
             match deadline {
                 None => self.cond.wait(&mut st),
@@ -412,7 +429,7 @@ impl DeliveryFuture {
     /// with an error of kind [`Timeout`](crate::ErrorKind::Timeout); the
     /// send itself goes on.
     pub fn get(&self, timeout: Duration) -> Result<RecordMetadata> {
-        match self.batch.wait_until(Some(Instant::now() + timeout)) {
+        match self.batch.wait_until(Instant::now().checked_add(timeout)) {
             Some(r) => self.batch.metadata_for(&r, self.info),
             None => Err(Error::timeout(format!(
                 "the record was not acknowledged within {} ms (it is still being delivered)",

@@ -27,7 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::{decode_response, Completion, Reply};
 use crate::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use crate::protocol::messages::{InitProducerIdRequest, ProduceRequest};
-use crate::protocol::{ApiKey, ErrorCode};
+use crate::protocol::{ApiKey, ErrorCode, Message};
 use crate::records::{set_producer_state, BatchOptions};
 
 /// Sender run state, set by the producer handle.
@@ -91,7 +91,22 @@ pub(crate) struct SenderThread {
     need_bump: bool,
     pid_retry_at: Option<Instant>,
     seen_refresh: Option<Instant>,
+    connecting: std::collections::HashSet<i32>,
 }
+
+thread_local! {
+    static ON_SENDER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is a producer's sender thread (delivery
+/// callbacks run there; waiting for a delivery from one would deadlock).
+pub(crate) fn on_sender_thread() -> bool {
+    ON_SENDER_THREAD.with(std::cell::Cell::get)
+}
+
+/// Completion tokens with this bit set answer a background connect to the
+/// broker in the low 32 bits.
+const CONNECT_TOKEN: u64 = 1 << 63;
 
 impl SenderThread {
     pub(crate) fn new(
@@ -120,14 +135,26 @@ impl SenderThread {
             need_bump: false,
             pid_retry_at: None,
             seen_refresh: None,
+            connecting: std::collections::HashSet::new(),
         }
     }
 
     pub(crate) fn run(mut self) {
+        ON_SENDER_THREAD.with(|f| f.set(true));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
+        if outcome.is_err() {
+            log::error!("the producer's sender thread panicked; failing every pending record");
+        }
+        // Whatever is left (an abort, a panic, a send that raced close())
+        // fails now: no future may wait for a thread that is gone.
+        self.acc.close();
+        self.abort_all();
+    }
+
+    fn run_loop(&mut self) {
         loop {
             let state = self.state.load(Ordering::Acquire);
             if state == ABORT {
-                self.abort_all();
                 return;
             }
             while let Ok(c) = self.done_rx.try_recv() {
@@ -186,12 +213,17 @@ impl SenderThread {
         if let Some(l) = next_linger {
             at = at.min(l);
         }
+        // Only future times: a retry that is due but blocked (in-flight cap,
+        // unknown leader, connecting) is looked at again on the next
+        // completion, wake-up or tick, not in a busy loop.
         for p in self.partitions.values() {
             if let Some(r) = p.retries.front().and_then(|b| b.retry_at) {
-                at = at.min(r);
+                if r > now {
+                    at = at.min(r);
+                }
             }
         }
-        if let Some(r) = self.pid_retry_at {
+        if let Some(r) = self.pid_retry_at.filter(|r| *r > now) {
             at = at.min(r);
         }
         at.saturating_duration_since(now)
@@ -275,7 +307,7 @@ impl SenderThread {
                     Ok(data) => {
                         b.data = data;
                         b.base_sequence = seq;
-                        state.next_sequence = seq.wrapping_add(b.records);
+                        state.next_sequence = seq_add(seq, b.records);
                     }
                     Err(e) => failed.push((b.id, e)),
                 }
@@ -297,18 +329,20 @@ impl SenderThread {
             return self.acc.drain(now, |_, _, _| false).1;
         }
         let snap = self.cluster.metadata();
-        let max_in_flight = self.cfg.client.max_in_flight_requests_per_connection;
+        let limits = Limits {
+            max_in_flight: self.cfg.client.max_in_flight_requests_per_connection,
+            max_request: self.cfg.max_request_size,
+        };
         let per_partition = if self.cfg.enable_idempotence {
-            max_in_flight
+            limits.max_in_flight
         } else {
             1
         };
-        let max_request = self.cfg.max_request_size;
-        // Requests being assembled per broker: (batches, size).
-        let mut requests: HashMap<i32, Vec<(Vec<ProducerBatch>, usize)>> = HashMap::new();
+        let mut requests: HashMap<i32, Vec<PendingRequest>> = HashMap::new();
+        let mut ready_brokers: HashMap<i32, bool> = HashMap::new();
         let mut unknown_leader = false;
 
-        // Retries first, in partition order.
+        // Retries first, oldest batch first within each partition.
         let keys: Vec<(Arc<str>, i32)> = self
             .partitions
             .iter()
@@ -324,6 +358,9 @@ impl SenderThread {
                 unknown_leader = true;
                 continue;
             };
+            if !self.broker_ready(leader, &mut ready_brokers) {
+                continue;
+            }
             while let Some(state) = self.partitions.get_mut(&key) {
                 let ready = state
                     .retries
@@ -333,13 +370,13 @@ impl SenderThread {
                     break;
                 }
                 let size = state.retries.front().map_or(0, |b| b.data.len());
-                let Some(index) = Self::reserve_slot(
+                let Some(index) = reserve_slot(
                     &mut requests,
                     &self.broker_in_flight,
                     leader,
+                    &key,
                     size,
-                    max_in_flight,
-                    max_request,
+                    limits,
                 ) else {
                     break;
                 };
@@ -347,11 +384,19 @@ impl SenderThread {
                     break;
                 };
                 state.in_flight += 1;
-                Self::push_batch(&mut requests, leader, index, b);
+                push_batch(&mut requests, leader, index, b);
             }
         }
 
-        // Then new batches from the accumulator.
+        // Then new batches from the accumulator. Which brokers can take
+        // requests is settled first (it may start connections).
+        for t in self.acc.topics() {
+            for p in 0..t.partition_count() {
+                if let Some(leader) = snap.leader(&t.name, p) {
+                    self.broker_ready(leader, &mut ready_brokers);
+                }
+            }
+        }
         let mut drained_leaders: Vec<(i32, usize)> = Vec::new();
         let partitions = &mut self.partitions;
         let broker_in_flight = &self.broker_in_flight;
@@ -360,24 +405,22 @@ impl SenderThread {
                 unknown_leader = true;
                 return false;
             };
-            let state =
-                partitions
-                    .entry((Arc::clone(topic), p))
-                    .or_insert_with(|| PartitionState {
-                        last_acked_sequence: -1,
-                        ..PartitionState::default()
-                    });
+            if !ready_brokers.get(&leader).copied().unwrap_or(false) {
+                return false;
+            }
+            let key = (Arc::clone(topic), p);
+            let state = partitions
+                .entry(key.clone())
+                .or_insert_with(|| PartitionState {
+                    last_acked_sequence: -1,
+                    ..PartitionState::default()
+                });
             if !state.retries.is_empty() || state.in_flight >= per_partition {
                 return false;
             }
-            let Some(index) = Self::reserve_slot(
-                &mut requests,
-                broker_in_flight,
-                leader,
-                size,
-                max_in_flight,
-                max_request,
-            ) else {
+            let Some(index) =
+                reserve_slot(&mut requests, broker_in_flight, leader, &key, size, limits)
+            else {
                 return false;
             };
             state.in_flight += 1;
@@ -388,8 +431,8 @@ impl SenderThread {
             self.cluster.request_update();
         }
         for (open, (leader, index)) in drained.into_iter().zip(drained_leaders) {
-            match self.build(open, now) {
-                Ok(b) => Self::push_batch(&mut requests, leader, index, b),
+            match self.build(open) {
+                Ok(b) => push_batch(&mut requests, leader, index, b),
                 Err((b_info, e)) => {
                     if let Some(s) = self.partitions.get_mut(&(b_info.0, b_info.1)) {
                         s.in_flight = s.in_flight.saturating_sub(1);
@@ -399,57 +442,51 @@ impl SenderThread {
             }
         }
         for (broker, reqs) in requests {
-            for (batches, _) in reqs {
-                if !batches.is_empty() {
-                    self.send_request(broker, batches, now);
+            for req in reqs {
+                if !req.batches.is_empty() {
+                    self.send_request(broker, req.batches, now);
                 }
             }
         }
         next_linger
     }
 
-    /// Finds (or opens) a request to `broker` with room for `size` more
-    /// bytes and books them; returns the request's index.
-    fn reserve_slot(
-        requests: &mut HashMap<i32, Vec<(Vec<ProducerBatch>, usize)>>,
-        broker_in_flight: &HashMap<i32, usize>,
-        broker: i32,
-        size: usize,
-        max_in_flight: usize,
-        max_request: usize,
-    ) -> Option<usize> {
-        let in_flight = broker_in_flight.get(&broker).copied().unwrap_or(0);
-        let reqs = requests.entry(broker).or_default();
-        if let Some(last) = reqs.last_mut() {
-            // A batch larger than max_request_size still goes alone.
-            if last.1 + size <= max_request || last.1 == 0 {
-                last.1 += size;
-                return Some(reqs.len() - 1);
+    /// Whether requests can be encoded for `broker` now, i.e. its API
+    /// versions are known. If not, a connection is started in the
+    /// background (its outcome arrives as a completion), so one unreachable
+    /// broker never blocks the sender thread.
+    fn broker_ready(&mut self, broker: i32, cache: &mut HashMap<i32, bool>) -> bool {
+        if let Some(r) = cache.get(&broker) {
+            return *r;
+        }
+        let ready = match self.cluster.connection(broker, Purpose::Produce) {
+            Ok(conn) => {
+                if conn.versions_if_known().is_some() {
+                    true
+                } else {
+                    if self.connecting.insert(broker) {
+                        conn.connect_async(Reply::new(
+                            self.done_tx.clone(),
+                            CONNECT_TOKEN | broker as u32 as u64,
+                        ));
+                    }
+                    false
+                }
             }
-        }
-        if in_flight + reqs.len() >= max_in_flight {
-            return None;
-        }
-        reqs.push((Vec::new(), size));
-        Some(reqs.len() - 1)
-    }
-
-    fn push_batch(
-        requests: &mut HashMap<i32, Vec<(Vec<ProducerBatch>, usize)>>,
-        broker: i32,
-        index: usize,
-        b: ProducerBatch,
-    ) {
-        if let Some(req) = requests.get_mut(&broker).and_then(|r| r.get_mut(index)) {
-            req.0.push(b);
-        }
+            Err(e) => {
+                log::debug!("no connection to broker {broker}: {e}");
+                self.cluster.request_update();
+                false
+            }
+        };
+        cache.insert(broker, ready);
+        ready
     }
 
     /// Closes an accumulator batch into wire bytes, assigning its sequence.
     fn build(
         &mut self,
         open: OpenBatch,
-        now: Instant,
     ) -> std::result::Result<ProducerBatch, ((Arc<str>, i32), Error)> {
         let topic = Arc::clone(&open.completion.topic);
         let partition = open.completion.partition;
@@ -469,7 +506,7 @@ impl SenderThread {
                     ..PartitionState::default()
                 });
             base_sequence = state.next_sequence;
-            state.next_sequence = base_sequence.wrapping_add(records);
+            state.next_sequence = seq_add(base_sequence, records);
             options.producer_id = pid.id;
             options.producer_epoch = pid.epoch;
             options.base_sequence = base_sequence;
@@ -500,7 +537,6 @@ impl SenderThread {
                 if base_sequence >= 0 {
                     self.need_bump = true;
                 }
-                let _ = now;
                 Err(((topic, partition), e))
             }
         }
@@ -543,9 +579,19 @@ impl SenderThread {
             .cluster
             .connection(broker, Purpose::Produce)
             .and_then(|conn| {
+                // Record batches v2 need Produce v3 or newer (Kafka 0.11+).
+                let version = match conn.versions_if_known() {
+                    Some(v) => v.pick(ApiKey::PRODUCE, (3, ProduceRequest::MAX_VERSION))?,
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Disconnected,
+                            format!("the connection to broker {broker} is not ready"),
+                        ))
+                    }
+                };
                 conn.submit_sized(
                     &request,
-                    None,
+                    Some(version),
                     acks != Acks::None,
                     self.cfg.client.request_timeout,
                     Reply::new(self.done_tx.clone(), token),
@@ -584,6 +630,15 @@ impl SenderThread {
     }
 
     fn handle_completion(&mut self, c: Completion) {
+        if c.token & CONNECT_TOKEN != 0 {
+            let broker = c.token as u32 as i32;
+            self.connecting.remove(&broker);
+            if let Err(e) = c.result {
+                log::debug!("connecting to broker {broker} failed: {e}");
+                self.cluster.request_update();
+            }
+            return;
+        }
         let Some(req) = self.in_flight.remove(&c.token) else {
             return;
         };
@@ -659,7 +714,7 @@ impl SenderThread {
                         .partitions
                         .get_mut(&(Arc::clone(&b.topic), b.partition))
                     {
-                        s.last_acked_sequence = b.base_sequence.wrapping_add(b.records - 1);
+                        s.last_acked_sequence = seq_add(b.base_sequence, b.records - 1);
                     }
                 }
                 Self::finish(&self.acc, &self.metrics, b, Ok(ack));
@@ -688,7 +743,7 @@ impl SenderThread {
             let next_expected = self
                 .partitions
                 .get(&key)
-                .map_or(0, |s| s.last_acked_sequence.wrapping_add(1));
+                .map_or(0, |s| seq_add(s.last_acked_sequence, 1));
             if b.base_sequence == next_expected || code == Some(ErrorCode::UNKNOWN_PRODUCER_ID) {
                 // The broker lost our sequence state: bump the epoch and
                 // renumber (KIP-360), as the Java client does.
@@ -719,13 +774,12 @@ impl SenderThread {
                     ..PartitionState::default()
                 });
             // Keep retries in send order (by sequence when idempotent).
+            // Batch ids grow in creation order, which within a partition is
+            // send (and sequence) order.
             let pos = state
                 .retries
                 .iter()
-                .position(|x| {
-                    seq_before(b.base_sequence, x.base_sequence)
-                        || (b.base_sequence < 0 && b.id < x.id)
-                })
+                .position(|x| b.id < x.id)
                 .unwrap_or(state.retries.len());
             state.retries.insert(pos, b);
             return;
@@ -823,7 +877,122 @@ impl SenderThread {
     }
 }
 
-/// `a` comes before `b` in sequence order (both non-negative, wrapping).
-fn seq_before(a: i32, b: i32) -> bool {
-    a >= 0 && b >= 0 && b.wrapping_sub(a) > 0
+/// Request size limits.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_in_flight: usize,
+    max_request: usize,
+}
+
+/// A produce request being assembled.
+#[derive(Default)]
+struct PendingRequest {
+    batches: Vec<ProducerBatch>,
+    size: usize,
+    partitions: Vec<(Arc<str>, i32)>,
+}
+
+/// Finds (or opens) a request to `broker` with room for `size` more bytes
+/// that does not carry `partition` yet (a broker keeps only one entry per
+/// partition of a request), books it, and returns the request's index.
+fn reserve_slot(
+    requests: &mut HashMap<i32, Vec<PendingRequest>>,
+    broker_in_flight: &HashMap<i32, usize>,
+    broker: i32,
+    partition: &(Arc<str>, i32),
+    size: usize,
+    limits: Limits,
+) -> Option<usize> {
+    let in_flight = broker_in_flight.get(&broker).copied().unwrap_or(0);
+    let reqs = requests.entry(broker).or_default();
+    let fits = |r: &PendingRequest| {
+        // A batch larger than max_request_size still goes, alone.
+        (r.size + size <= limits.max_request || r.size == 0) && !r.partitions.contains(partition)
+    };
+    let index = match reqs.iter().position(fits) {
+        Some(i) => i,
+        None => {
+            if in_flight + reqs.len() >= limits.max_in_flight {
+                return None;
+            }
+            reqs.push(PendingRequest::default());
+            reqs.len() - 1
+        }
+    };
+    let r = &mut reqs[index];
+    r.size += size;
+    r.partitions.push(partition.clone());
+    Some(index)
+}
+
+fn push_batch(
+    requests: &mut HashMap<i32, Vec<PendingRequest>>,
+    broker: i32,
+    index: usize,
+    b: ProducerBatch,
+) {
+    if let Some(req) = requests.get_mut(&broker).and_then(|r| r.get_mut(index)) {
+        req.batches.push(b);
+    }
+}
+
+/// Sequence arithmetic: Kafka sequences run from 0 to `i32::MAX` and wrap
+/// to 0 (never negative).
+fn seq_add(seq: i32, n: i32) -> i32 {
+    (i64::from(seq) + i64::from(n)).rem_euclid(i64::from(i32::MAX) + 1) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_never_carries_a_partition_twice() {
+        let mut requests = HashMap::new();
+        let in_flight = HashMap::new();
+        let limits = Limits {
+            max_in_flight: 5,
+            max_request: 1 << 20,
+        };
+        let p0: (Arc<str>, i32) = (Arc::from("t"), 0);
+        let p1: (Arc<str>, i32) = (Arc::from("t"), 1);
+        assert_eq!(
+            reserve_slot(&mut requests, &in_flight, 1, &p0, 100, limits),
+            Some(0)
+        );
+        assert_eq!(
+            reserve_slot(&mut requests, &in_flight, 1, &p1, 100, limits),
+            Some(0)
+        );
+        // The same partition again goes to a second request.
+        assert_eq!(
+            reserve_slot(&mut requests, &in_flight, 1, &p0, 100, limits),
+            Some(1)
+        );
+        assert_eq!(
+            reserve_slot(&mut requests, &in_flight, 1, &p1, 100, limits),
+            Some(1)
+        );
+        // A full request spills into a new one; the in-flight cap bounds them.
+        let big = 1 << 20;
+        assert_eq!(
+            reserve_slot(&mut requests, &in_flight, 1, &p0, big, limits),
+            Some(2)
+        );
+        let busy: HashMap<i32, usize> = [(1, 2)].into_iter().collect();
+        assert_eq!(
+            reserve_slot(&mut requests, &busy, 1, &p0, 100, limits),
+            None
+        );
+    }
+
+    #[test]
+    fn sequences_wrap_to_zero_not_negative() {
+        assert_eq!(seq_add(0, 5), 5);
+        assert_eq!(seq_add(-1, 1), 0);
+        assert_eq!(seq_add(i32::MAX - 3, 4), 0);
+        assert_eq!(seq_add(i32::MAX - 3, 10), 6);
+        assert_eq!(seq_add(i32::MAX, 0), i32::MAX);
+        assert_eq!(seq_add(i32::MAX - 1, 5 - 1), 2);
+    }
 }

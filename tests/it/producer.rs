@@ -457,3 +457,37 @@ fn acks_zero_fires_and_forgets() {
     }
     assert_eq!(got.len(), 300);
 }
+
+/// A panicking callback does not take the producer down, and waiting for a
+/// delivery inside a callback fails instead of deadlocking.
+#[test]
+fn callbacks_that_panic_or_wait_do_not_wedge_the_producer() {
+    let c = client();
+    let topic = unique_topic("p-cb-bad");
+    create_topic(&c, &topic, 1);
+    let p = producer().build().expect("producer");
+    p.send_with_callback(Record::new(topic.as_str()).value("boom"), |_| {
+        panic!("a user callback panics");
+    })
+    .expect("send");
+    let other = p
+        .send(Record::new(topic.as_str()).value("later"))
+        .expect("send");
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    p.send_with_callback(Record::new(topic.as_str()).value("waits"), move |_| {
+        let _ = tx.send(other.get(Duration::from_secs(5)).map(|m| m.offset()));
+    })
+    .expect("send");
+    let waited = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("callback ran");
+    // Either the other batch was already complete, or waiting was refused.
+    if let Err(e) = waited {
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+    p.send(Record::new(topic.as_str()).value("after"))
+        .expect("send")
+        .wait()
+        .expect("the sender survived the panic");
+    p.close(Duration::from_secs(5)).expect("close");
+}
