@@ -42,6 +42,7 @@ mod partitioner;
 mod record;
 mod sender;
 mod serializer;
+mod typed;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub use record::{DeliveryFuture, IntoPayload, Payload, Record, RecordMetadata, S
 #[cfg(feature = "json")]
 pub use serializer::JsonSerializer;
 pub use serializer::{BigEndianSerializer, BytesSerializer, StringSerializer};
+pub use typed::TypedProducer;
 
 use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, TopicQueues};
 use record::{BatchCompletion, RecordInfo};

@@ -491,3 +491,37 @@ fn callbacks_that_panic_or_wait_do_not_wedge_the_producer() {
         .expect("the sender survived the panic");
     p.close(Duration::from_secs(5)).expect("close");
 }
+
+/// Typed sends: the Java client's number/string encodings and JSON.
+#[test]
+fn typed_producer_serializes_like_the_java_client() {
+    use kafka_blocking::producer::{BigEndianSerializer, JsonSerializer, StringSerializer};
+    let c = client();
+    let topic = unique_topic("p-typed");
+    create_topic(&c, &topic, 1);
+    let p = producer().build().expect("producer");
+    let doubles = p.typed::<str, f64>(StringSerializer, BigEndianSerializer);
+    doubles
+        .send(&topic, Some("pi"), Some(&std::f64::consts::PI))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    let json = p.typed::<i64, serde_json::Value>(BigEndianSerializer, JsonSerializer);
+    let txn = serde_json::json!({"atmid": 1, "transid": 100});
+    json.send(&topic, Some(&7), Some(&txn))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    let got = fetch_all(&c, &topic);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].key.as_deref(), Some(&b"pi"[..]));
+    assert_eq!(
+        got[0].value.as_deref(),
+        Some(&std::f64::consts::PI.to_be_bytes()[..])
+    );
+    assert_eq!(got[1].key.as_deref(), Some(&7i64.to_be_bytes()[..]));
+    assert_eq!(
+        got[1].value.as_deref(),
+        Some(&br#"{"atmid":1,"transid":100}"#[..])
+    );
+}
