@@ -16,6 +16,9 @@
 //!   typed response, with version negotiation and metadata.
 //! * [`ClientConfig`] — the options every client shares, with kafka-python's
 //!   names and defaults.
+//! * [`consumer::Consumer`] — reads records alone or in a consumer group:
+//!   `for msg in &mut consumer`, or a poll loop; commits, seeks, rebalance
+//!   callbacks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,7 +26,9 @@ mod bytes;
 mod client;
 pub mod cluster;
 mod config;
+pub mod consumer;
 mod error;
+mod group;
 mod net;
 pub mod producer;
 pub mod protocol;
