@@ -2,7 +2,10 @@
 //! Kafka-compatible broker over TCP (Tansu started on a free port by the
 //! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
 
+mod consumer;
+mod consumer_faults;
 mod faults;
+mod group;
 mod harness;
 mod producer_smoke;
 mod raw_protocol;
