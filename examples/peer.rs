@@ -8,7 +8,10 @@
 //! messages were lost or failed, 4 for an unsupported mode/codec, anything
 //! else on error. Settings match the other peers: acks=1, linger 5 ms,
 //! batches up to 1 MiB, requests up to 2 MiB, idempotence off, 32 MiB of
-//! buffer, message i to partition i mod P.
+//! buffer, message i to partition i mod P. `consume` assigns every
+//! partition from the beginning (no group) with the consumer's defaults;
+//! `latency` sends one message at a time (linger 0) to partition 0 and
+//! reads it back with a fetch wait of `PEER_LATENCY_FETCH_WAIT_MS` (1 ms).
 //!
 //! ```text
 //! cargo build --release --example peer
@@ -19,6 +22,7 @@
 use std::process::exit;
 use std::time::{Duration, Instant};
 
+use kafka_blocking::consumer::Consumer;
 use kafka_blocking::producer::{Producer, Record};
 use kafka_blocking::Client;
 
@@ -26,6 +30,7 @@ const LINGER_MS: i64 = 5;
 const BATCH_BYTES: i64 = 1 << 20;
 const POOL_SIZE: usize = 65536;
 const POOL_STRIDE: usize = 7919;
+const LATENCY_WARMUP: usize = 100;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -196,7 +201,6 @@ impl Report {
     }
 }
 
-#[allow(dead_code)] // for consume and latency modes
 fn partitions_of(a: &Args) -> usize {
     let config = kafka_blocking::ClientConfig::builder()
         .bootstrap_servers(&a.bootstrap)
@@ -281,14 +285,144 @@ fn produce(a: &Args) -> Report {
     }
 }
 
+/// Assigns every partition from the beginning (no group, no commits) and
+/// reads COUNT records; the timer runs from assignment to the last record.
+fn consume(a: &Args) -> Report {
+    let parts = partitions_of(a);
+    let mut consumer = Consumer::builder()
+        .bootstrap_servers(&a.bootstrap)
+        .client_id("peer-kafka-blocking")
+        .auto_offset_reset("earliest")
+        .consumer_timeout_ms(30_000)
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    let t0 = Instant::now();
+    consumer
+        .assign((0..parts).map(|p| (a.topic.as_str(), p as i32)))
+        .unwrap_or_else(|e| fail(e));
+    let (mut n, mut bytes, mut errors) = (0usize, 0u64, 0u64);
+    while n < a.count {
+        match consumer.next() {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += m.value().map_or(0, |v| v.len()) as u64;
+            }
+            Some(Err(e)) => {
+                errors += 1;
+                eprintln!("consume error: {e}");
+                if errors > 100 {
+                    break;
+                }
+            }
+            None => {
+                eprintln!("stalled at {n}/{} messages", a.count);
+                break;
+            }
+        }
+    }
+    let elapsed = t0.elapsed();
+    let m = consumer.metrics();
+    eprintln!(
+        "fetch_requests={} fetch_bytes={} fetch_latency_avg={:?} fetch_latency_max={:?}",
+        m.fetch_requests, m.fetch_bytes, m.fetch_latency_avg, m.fetch_latency_max
+    );
+    Report {
+        mode: "consume",
+        partitions: parts,
+        messages: n,
+        bytes,
+        elapsed,
+        errors: errors + (a.count - n) as u64,
+        latencies_us: None,
+    }
+}
+
+/// One message in flight at a time: send it (linger 0), read until it
+/// arrives; the latency runs from the send call to the receipt.
+fn latency(a: &Args) -> Report {
+    let parts = partitions_of(a);
+    let fetch_wait: i64 = std::env::var("PEER_LATENCY_FETCH_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let producer = Producer::builder()
+        .bootstrap_servers(&a.bootstrap)
+        .client_id("peer-kafka-blocking")
+        .acks(1)
+        .enable_idempotence(false)
+        .linger_ms(0)
+        .compression_type(a.compression.as_str())
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    let mut consumer = Consumer::builder()
+        .bootstrap_servers(&a.bootstrap)
+        .client_id("peer-kafka-blocking")
+        .auto_offset_reset("earliest")
+        .fetch_max_wait_ms(fetch_wait)
+        .consumer_timeout_ms(30_000)
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    consumer
+        .assign([(a.topic.as_str(), 0)])
+        .unwrap_or_else(|e| fail(e));
+    let payloads = Payloads::new(a.size);
+    let total = a.count + LATENCY_WARMUP;
+    let mut lat = Vec::with_capacity(a.count);
+    let mut errors = 0u64;
+    let mut t_meas = Instant::now();
+    for i in 0..total {
+        if i == LATENCY_WARMUP {
+            t_meas = Instant::now();
+        }
+        let t0 = Instant::now();
+        if let Err(e) = producer.send(
+            Record::new(a.topic.as_str())
+                .partition(0)
+                .value(payloads.get(i)),
+        ) {
+            fail(e);
+        }
+        loop {
+            match consumer.next() {
+                Some(Ok(m)) => {
+                    if m.value().map_or(0, |v| v.len()) != a.size {
+                        errors += 1;
+                    }
+                    break;
+                }
+                Some(Err(e)) => {
+                    errors += 1;
+                    eprintln!("consume error: {e}");
+                }
+                None => {
+                    eprintln!("latency: message {i} not received in 30 s");
+                    exit(1);
+                }
+            }
+        }
+        if i >= LATENCY_WARMUP {
+            lat.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let elapsed = t_meas.elapsed();
+    let _ = producer.close(Duration::from_secs(10));
+    Report {
+        mode: "latency",
+        partitions: parts,
+        messages: lat.len(),
+        bytes: (lat.len() * a.size) as u64,
+        elapsed,
+        errors,
+        latencies_us: Some(lat),
+    }
+}
+
 fn main() {
     let a = parse_args();
     let mut report = match a.mode {
         Mode::Produce => produce(&a),
-        Mode::Consume | Mode::Latency => {
-            eprintln!("mode not supported yet");
-            exit(4)
-        }
+        Mode::Consume => consume(&a),
+        Mode::Latency => latency(&a),
     };
     report.print(&a);
     if report.errors > 0 || report.messages < a.count {

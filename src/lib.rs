@@ -17,6 +17,9 @@
 //! * [`AdminClient`] — topics, configs, consumer groups, records and ACLs.
 //! * [`ClientConfig`] — the options every client shares, with kafka-python's
 //!   names and defaults.
+//! * [`consumer::Consumer`] — reads records alone or in a consumer group:
+//!   `for msg in &mut consumer`, or a poll loop; commits, seeks, rebalance
+//!   callbacks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,7 +28,9 @@ mod bytes;
 mod client;
 pub mod cluster;
 mod config;
+pub mod consumer;
 mod error;
+mod group;
 mod hash;
 mod net;
 pub mod producer;

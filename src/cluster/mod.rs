@@ -32,10 +32,8 @@ pub(crate) enum Purpose {
     /// Produce requests (pipelined).
     Produce,
     /// Fetch requests (long polls).
-    #[allow(dead_code)] // the consumer's
     Fetch,
     /// Group coordination: join, sync, heartbeat, commits.
-    #[allow(dead_code)] // the consumer's
     Group,
 }
 
@@ -136,7 +134,6 @@ impl Cluster {
     }
 
     /// Makes every refresh ask for all topics (pattern subscriptions).
-    #[allow(dead_code)] // the consumer's
     pub(crate) fn want_all_topics(&self, on: bool) {
         let mut st = self.refresh.lock();
         st.want_all = on;

@@ -173,21 +173,6 @@ impl Connection {
         o.connect_timeout * 2 + o.reconnect_backoff_max + Duration::from_secs(1)
     }
 
-    /// The broker's API versions if a handshake has happened (no I/O).
-    pub(crate) fn versions_if_known(&self) -> Option<Arc<BrokerVersions>> {
-        self.shared.versions.read().as_ref().map(Arc::clone)
-    }
-
-    /// Starts connecting (and the handshake) in the background; the outcome
-    /// arrives on `reply`. Does nothing harmful when already connected.
-    pub(crate) fn connect_async(&self, reply: Reply) {
-        if let Err(e) = self.tx.send(Cmd::Connect(reply)) {
-            if let Cmd::Connect(reply) = e.0 {
-                reply.complete(Err(self.gone()));
-            }
-        }
-    }
-
     /// The broker's API versions, connecting first if need be.
     pub(crate) fn versions(&self) -> Result<Arc<BrokerVersions>> {
         if let Some(v) = self.shared.versions.read().as_ref() {
@@ -207,6 +192,18 @@ impl Connection {
             .as_ref()
             .map(Arc::clone)
             .ok_or_else(|| Error::new(ErrorKind::Disconnected, "connection lost after handshake"))
+    }
+
+    /// The broker's API versions when a handshake has completed at least
+    /// once, without any I/O (the fetcher uses it to stay non-blocking).
+    pub(crate) fn known_versions(&self) -> Option<Arc<BrokerVersions>> {
+        self.shared.versions.read().as_ref().map(Arc::clone)
+    }
+
+    /// Starts connecting (and the handshake) without waiting: `reply`
+    /// completes with an empty body once connected, or with the failure.
+    pub(crate) fn connect_async(&self, reply: Reply) -> Result<()> {
+        self.tx.send(Cmd::Connect(reply)).map_err(|_| self.gone())
     }
 
     /// Encodes `request` in the negotiated version (or `version` when
@@ -288,6 +285,25 @@ impl Connection {
     ) -> Result<R::Response> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let version = self.submit(request, None, true, timeout, Reply::new(tx, 0))?;
+        let body = match rx.recv_timeout(timeout + self.slack()) {
+            Ok(c) => c.result?,
+            Err(_) => return Err(self.stuck(R::API_KEY.name())),
+        };
+        decode_response::<R>(&body, version)
+    }
+
+    /// Negotiates the version, lets `build` make the request for it (for
+    /// requests whose fields depend on the version), sends it and waits up
+    /// to `timeout` for the answer.
+    pub(crate) fn send_versioned<R: Request>(
+        &self,
+        timeout: Duration,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response> {
+        let version = self.versions()?.negotiate::<R>()?;
+        let request = build(version);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(&request, Some(version), true, timeout, Reply::new(tx, 0))?;
         let body = match rx.recv_timeout(timeout + self.slack()) {
             Ok(c) => c.result?,
             Err(_) => return Err(self.stuck(R::API_KEY.name())),

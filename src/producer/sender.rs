@@ -461,11 +461,12 @@ impl SenderThread {
         }
         let ready = match self.cluster.connection(broker, Purpose::Produce) {
             Ok(conn) => {
-                if conn.versions_if_known().is_some() {
+                if conn.known_versions().is_some() {
                     true
                 } else {
                     if self.connecting.insert(broker) {
-                        conn.connect_async(Reply::new(
+                        // On failure the dropped reply answers `Disconnected`.
+                        let _ = conn.connect_async(Reply::new(
                             self.done_tx.clone(),
                             CONNECT_TOKEN | broker as u32 as u64,
                         ));
@@ -580,7 +581,7 @@ impl SenderThread {
             .connection(broker, Purpose::Produce)
             .and_then(|conn| {
                 // Record batches v2 need Produce v3 or newer (Kafka 0.11+).
-                let version = match conn.versions_if_known() {
+                let version = match conn.known_versions() {
                     Some(v) => v.pick(ApiKey::PRODUCE, (3, ProduceRequest::MAX_VERSION))?,
                     None => {
                         return Err(Error::new(

@@ -3,7 +3,10 @@
 //! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
 
 mod admin;
+mod consumer;
+mod consumer_faults;
 mod faults;
+mod group;
 mod harness;
 mod producer;
 mod raw_protocol;

