@@ -110,15 +110,35 @@ impl Drop for Reply {
 
 /// One request on its way to the I/O thread.
 pub(crate) struct Call {
-    /// The whole frame; bytes 8..12 (the correlation id) are filled in by
-    /// the writer thread.
+    /// The frame (its start, when `tail` is not empty); bytes 8..12 (the
+    /// correlation id) are filled in by the writer thread.
     pub(crate) frame: Vec<u8>,
+    /// The rest of the frame, written after `frame` with vectored writes:
+    /// lets a produce request send its record batches without copying them.
+    pub(crate) tail: Vec<FramePart>,
     /// The response header version, or `None` when the broker sends no
     /// answer (produce with acks=0).
     pub(crate) response_header_version: Option<i16>,
     /// How long after it is written the answer may take.
     pub(crate) timeout: Duration,
     pub(crate) reply: Reply,
+}
+
+/// A piece of a request frame after its first part.
+pub(crate) enum FramePart {
+    /// Bytes shared with the caller (a record batch).
+    Shared(Bytes),
+    /// Bytes owned by the frame.
+    Owned(Vec<u8>),
+}
+
+impl FramePart {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            FramePart::Shared(b) => b,
+            FramePart::Owned(v) => v,
+        }
+    }
 }
 
 /// Commands for the writer thread.
@@ -261,9 +281,23 @@ impl Connection {
         timeout: Duration,
         reply: Reply,
     ) -> Result<()> {
+        self.submit_parts(frame, Vec::new(), response_header_version, timeout, reply)
+    }
+
+    /// Queues a frame given as a first part (header included) and further
+    /// parts written after it without being copied together.
+    pub(crate) fn submit_parts(
+        &self,
+        frame: Vec<u8>,
+        tail: Vec<FramePart>,
+        response_header_version: Option<i16>,
+        timeout: Duration,
+        reply: Reply,
+    ) -> Result<()> {
         self.tx
             .send(Cmd::Call(Call {
                 frame,
+                tail,
                 response_header_version,
                 timeout,
                 reply,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use super::backoff::Backoff;
-use super::connection::{Call, Cmd, Reply, Shared};
+use super::connection::{Call, Cmd, FramePart, Reply, Shared};
 use super::handshake;
 use super::transport::{ReadHalf, WriteHalf};
 use crate::bytes::Bytes;
@@ -205,10 +205,10 @@ fn write_call(
             }
             *in_flight += 1;
             // On failure the reader sees the socket close and fails the call.
-            std::io::Write::write_all(&mut l.writer, &call.frame)
+            write_frame(&mut l.writer, &call.frame, &call.tail)
         }
         None => {
-            let r = std::io::Write::write_all(&mut l.writer, &call.frame);
+            let r = write_frame(&mut l.writer, &call.frame, &call.tail);
             match &r {
                 Ok(()) => call.reply.complete(Ok(Bytes::new())),
                 Err(e) => call.reply.complete(Err(Error::new(
@@ -219,6 +219,45 @@ fn write_call(
             r
         }
     }
+}
+
+/// Writes `first` then every part of `rest`, with vectored writes so a
+/// request made of many record batches costs few system calls.
+fn write_frame(w: &mut dyn io::Write, first: &[u8], rest: &[FramePart]) -> io::Result<()> {
+    if rest.is_empty() {
+        return w.write_all(first);
+    }
+    let bufs: Vec<&[u8]> = std::iter::once(first)
+        .chain(rest.iter().map(FramePart::as_slice))
+        .filter(|b| !b.is_empty())
+        .collect();
+    let (mut idx, mut off) = (0usize, 0usize);
+    while idx < bufs.len() {
+        let slices: Vec<io::IoSlice<'_>> = bufs[idx..]
+            .iter()
+            .take(64)
+            .enumerate()
+            .map(|(i, b)| io::IoSlice::new(if i == 0 { &b[off..] } else { b }))
+            .collect();
+        let mut n = match w.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while n > 0 && idx < bufs.len() {
+            let left = bufs[idx].len() - off;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Connects (respecting the backoff) and runs the handshake unless already
@@ -592,6 +631,49 @@ mod tests {
         assert_eq!(got[0], vec![1, 2, 3, 4, 5]);
         assert_eq!(got[1], big);
         assert_eq!(got[2], vec![9, 9, 9, 9]);
+    }
+
+    /// Accepts at most 7 bytes per write, to exercise partial vectored writes.
+    struct Dribble(Vec<u8>);
+
+    impl io::Write for Dribble {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = 0;
+            for b in bufs {
+                let take = (7 - n).min(b.len());
+                self.0.extend_from_slice(&b[..take]);
+                n += take;
+                if n == 7 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn frames_in_parts_are_written_whole_and_in_order() {
+        let parts = vec![
+            FramePart::Shared(Bytes::from((0..20u8).collect::<Vec<_>>())),
+            FramePart::Owned(Vec::new()),
+            FramePart::Owned(vec![100, 101, 102]),
+            FramePart::Shared(Bytes::from(vec![200u8; 9])),
+        ];
+        let mut w = Dribble(Vec::new());
+        write_frame(&mut w, &[9, 8, 7], &parts).unwrap();
+        let mut want = vec![9, 8, 7];
+        for p in &parts {
+            want.extend_from_slice(p.as_slice());
+        }
+        assert_eq!(w.0, want);
     }
 
     #[test]

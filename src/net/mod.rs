@@ -14,5 +14,7 @@ mod handshake;
 mod io;
 pub(crate) mod transport;
 
-pub(crate) use connection::{decode_response, Completion, Connection, ConnectionOptions, Reply};
+pub(crate) use connection::{
+    decode_response, Completion, Connection, ConnectionOptions, FramePart, Reply,
+};
 pub(crate) use transport::{TcpTransport, Transport};

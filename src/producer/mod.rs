@@ -43,6 +43,7 @@ mod record;
 mod sender;
 mod serializer;
 mod typed;
+mod wire;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

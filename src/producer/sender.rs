@@ -21,13 +21,13 @@ use super::accumulator::{Accumulator, OpenBatch};
 use super::config::{Acks, ProducerConfig};
 use super::metrics::Metrics;
 use super::record::BatchAck;
+use super::wire::{produce_frame, PartitionBatch};
 use crate::bytes::Bytes;
 use crate::cluster::{Cluster, Purpose};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{decode_response, Completion, Reply};
-use crate::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use crate::protocol::messages::{InitProducerIdRequest, ProduceRequest};
-use crate::protocol::{ApiKey, ErrorCode, Message};
+use crate::protocol::{ApiKey, ErrorCode, Message, Request};
 use crate::records::{set_producer_state, BatchOptions};
 
 /// Sender run state, set by the producer handle.
@@ -543,39 +543,14 @@ impl SenderThread {
         }
     }
 
-    fn send_request(&mut self, broker: i32, batches: Vec<ProducerBatch>, now: Instant) {
+    fn send_request(&mut self, broker: i32, mut batches: Vec<ProducerBatch>, now: Instant) {
         let acks = self.cfg.acks;
-        let mut topic_data: Vec<TopicProduceData> = Vec::new();
-        for b in &batches {
-            let pd = PartitionProduceData {
-                index: b.partition,
-                records: Some(b.data.clone()),
-                ..Default::default()
-            };
-            match topic_data.iter_mut().find(|t| *t.name == *b.topic) {
-                Some(t) => t.partition_data.push(pd),
-                None => topic_data.push(TopicProduceData {
-                    name: b.topic.to_string(),
-                    partition_data: vec![pd],
-                    ..Default::default()
-                }),
-            }
-        }
-        let request = ProduceRequest {
-            transactional_id: None,
-            acks: acks.as_i16(),
-            timeout_ms: i32::try_from(self.cfg.client.request_timeout.as_millis())
-                .unwrap_or(i32::MAX),
-            topic_data,
-            ..Default::default()
-        };
+        // The request lists each topic once: group the batches by topic.
+        batches.sort_by(|a, b| a.topic.cmp(&b.topic));
         let token = self.next_token;
         self.next_token += 1;
-        let size: usize = batches
-            .iter()
-            .map(|b| b.data.len() + b.topic.len() + 32)
-            .sum::<usize>()
-            + 128;
+        let timeout_ms =
+            i32::try_from(self.cfg.client.request_timeout.as_millis()).unwrap_or(i32::MAX);
         let submitted = self
             .cluster
             .connection(broker, Purpose::Produce)
@@ -590,14 +565,29 @@ impl SenderThread {
                         ))
                     }
                 };
-                conn.submit_sized(
-                    &request,
-                    Some(version),
-                    acks != Acks::None,
+                let parts: Vec<PartitionBatch<'_>> = batches
+                    .iter()
+                    .map(|b| PartitionBatch {
+                        topic: &b.topic,
+                        partition: b.partition,
+                        records: &b.data,
+                    })
+                    .collect();
+                let (first, rest) = produce_frame(
+                    version,
+                    self.cfg.client.client_id(),
+                    acks.as_i16(),
+                    timeout_ms,
+                    &parts,
+                )?;
+                conn.submit_parts(
+                    first,
+                    rest,
+                    (acks != Acks::None).then(|| ProduceRequest::response_header_version(version)),
                     self.cfg.client.request_timeout,
                     Reply::new(self.done_tx.clone(), token),
-                    size,
-                )
+                )?;
+                Ok(version)
             });
         for b in &batches {
             self.metrics
