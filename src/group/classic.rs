@@ -361,9 +361,19 @@ impl Classic {
             Ok(s) => s,
             Err(e) => return self.transport_error(r, "SyncGroup", &e),
         };
-        match ErrorCode(synced.error_code) {
+        let code = ErrorCode(synced.error_code);
+        if code.is_err() && code != ErrorCode::REBALANCE_IN_PROGRESS {
+            log::debug!("group `{}`: SyncGroup: {code}", r.group_id);
+        }
+        match code {
             ErrorCode::NONE => {}
-            ErrorCode::REBALANCE_IN_PROGRESS => return, // join again
+            ErrorCode::REBALANCE_IN_PROGRESS => {
+                log::debug!(
+                    "group `{}`: SyncGroup: rebalance in progress; joining again",
+                    r.group_id
+                );
+                return;
+            }
             ErrorCode::UNKNOWN_MEMBER_ID => {
                 self.member_id.clear();
                 self.lose(r);

@@ -17,7 +17,7 @@ use kafka_blocking::producer::{Producer, Record};
 use kafka_blocking::ErrorKind;
 
 use crate::consumer::produce;
-use crate::harness::{bootstrap, client, create_topic, unique_topic};
+use crate::harness::{bootstrap, client, create_topic, external, unique_topic};
 
 const BATCH: i64 = 100;
 
@@ -553,4 +553,134 @@ fn subscribe_needs_a_group_and_excludes_assign() {
     assert!(e.to_string().contains("unsubscribe"), "{e}");
     g.unsubscribe();
     g.subscribe(["t"]).expect("subscribe after unsubscribe");
+}
+
+#[test]
+fn a_member_that_stops_polling_leaves_and_rejoins() {
+    let topic = unique_topic("g-stall");
+    let group = unique_topic("g-stall-group");
+    create_topic(&client(), &topic, 4);
+    let mut a = member(&group)
+        .max_poll_interval_ms(2_000)
+        .build()
+        .expect("consumer");
+    let rec = Recorder::default();
+    a.set_rebalance_listener(rec.clone());
+    a.subscribe([topic.as_str()]).expect("subscribe");
+    let mut b = member(&group).build().expect("consumer");
+    b.subscribe([topic.as_str()]).expect("subscribe");
+    wait_for("2 partitions each", Duration::from_secs(30), || {
+        a.poll(Duration::from_millis(20)).expect("poll");
+        b.poll(Duration::from_millis(20)).expect("poll");
+        a.assignment().len() == 2 && b.assignment().len() == 2
+    });
+    // A stalls past max_poll_interval_ms: it leaves, B takes everything.
+    let stalled_at = Instant::now();
+    wait_for(
+        "B owning all 4 while A stalls",
+        Duration::from_secs(30),
+        || {
+            b.poll(Duration::from_millis(50)).expect("poll");
+            b.assignment().len() == 4
+        },
+    );
+    assert!(stalled_at.elapsed() >= Duration::from_secs(2));
+    // A polls again: its partitions were lost; it rejoins.
+    wait_for("A and B sharing again", Duration::from_secs(30), || {
+        a.poll(Duration::from_millis(20)).expect("poll");
+        b.poll(Duration::from_millis(20)).expect("poll");
+        a.assignment().len() == 2 && b.assignment().len() == 2
+    });
+    let kinds: String = rec.0.lock().unwrap().iter().map(|(k, _)| *k).collect();
+    assert!(kinds.contains('L'), "A's partitions were lost: {kinds}");
+    assert!(kinds.ends_with('A'), "A got partitions again: {kinds}");
+    a.close(false).expect("close");
+    b.close(false).expect("close");
+}
+
+#[test]
+fn a_static_member_gets_its_partitions_back_after_a_restart() {
+    let topic = unique_topic("g-static");
+    let group = unique_topic("g-static-group");
+    create_topic(&client(), &topic, 4);
+    let stat = |id: &str| member(&group).group_instance_id(id);
+    // B joins first and leads: Tansu 0.6 keeps a departed static leader's
+    // member id as the leader, so no one would assign after its restart.
+    let mut b = stat("instance-b").build().expect("consumer");
+    let rec_b = Recorder::default();
+    b.set_rebalance_listener(rec_b.clone());
+    b.subscribe([topic.as_str()]).expect("subscribe");
+    wait_for("B owning all 4", Duration::from_secs(30), || {
+        b.poll(Duration::from_millis(20)).expect("poll");
+        b.assignment().len() == 4
+    });
+    let mut a = stat("instance-a").build().expect("consumer");
+    a.subscribe([topic.as_str()]).expect("subscribe");
+    wait_for("2 partitions each", Duration::from_secs(30), || {
+        a.poll(Duration::from_millis(20)).expect("poll");
+        b.poll(Duration::from_millis(20)).expect("poll");
+        a.assignment().len() == 2 && b.assignment().len() == 2
+    });
+    let before = a.assignment();
+    let b_calls = rec_b.0.lock().unwrap().len();
+    // A static member does not send LeaveGroup on close: its place waits
+    // for it (session_timeout_ms).
+    a.close(true).expect("close");
+    let mut a = stat("instance-a").build().expect("consumer");
+    a.subscribe([topic.as_str()]).expect("subscribe");
+    wait_for("A back, 2 partitions each", Duration::from_secs(30), || {
+        a.poll(Duration::from_millis(20)).expect("poll");
+        b.poll(Duration::from_millis(20)).expect("poll");
+        a.assignment().len() == 2 && b.assignment().len() == 2
+    });
+    assert_eq!(
+        a.assignment(),
+        before,
+        "the same partitions for the same instance"
+    );
+    if external() {
+        let calls = rec_b.0.lock().unwrap().clone();
+        assert_eq!(calls.len(), b_calls, "B saw no rebalance: {calls:?}");
+    } else {
+        println!("not checking that B saw no rebalance: Tansu 0.6 rebalances when a static member rejoins");
+    }
+    a.close(true).expect("close");
+    b.close(true).expect("close");
+}
+
+#[test]
+fn group_protocol_consumer_works_with_or_without_kip_848() {
+    let topic = unique_topic("g-848");
+    let group = unique_topic("g-848-group");
+    create_topic(&client(), &topic, 3);
+    produce(&topic, 3, 300);
+    let offers_848 = client()
+        .check_version()
+        .map(|v| {
+            v.api_versions
+                .max_version(kafka_blocking::protocol::ApiKey::CONSUMER_GROUP_HEARTBEAT)
+                .is_some()
+        })
+        .unwrap_or(false);
+    if !offers_848 {
+        println!("the broker has no ConsumerGroupHeartbeat: checking the fallback to classic");
+    }
+    let mut c = Consumer::builder()
+        .bootstrap_servers(bootstrap())
+        .group_id(&group)
+        .group_protocol("consumer")
+        .auto_offset_reset("earliest")
+        .consumer_timeout_ms(3_000)
+        .build()
+        .expect("consumer");
+    c.subscribe([topic.as_str()]).expect("subscribe");
+    let mut n = 0;
+    for m in &mut c {
+        m.expect("record");
+        n += 1;
+    }
+    assert_eq!(n, 300);
+    assert_eq!(c.assignment().len(), 3);
+    c.commit().expect("commit");
+    c.close(true).expect("close");
 }
