@@ -45,4 +45,6 @@ pub use crate::client::{Client, VersionInfo};
 pub use crate::config::{
     BrokerAddress, ClientConfig, ClientConfigBuilder, SecurityProtocol, DEFAULT_PORT,
 };
+pub use crate::consumer::{Consumer, Message, OffsetAndMetadata, TopicPartition};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::producer::{Producer, Record};

@@ -203,7 +203,7 @@ fn by_topic<'a>(
 ) -> BTreeMap<&'a str, Vec<i32>> {
     let mut m: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in parts {
-        m.entry(tp.topic.as_str()).or_default().push(tp.partition);
+        m.entry(&*tp.topic).or_default().push(tp.partition);
     }
     m
 }
@@ -619,15 +619,16 @@ impl AdminClient {
                 let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
                 for tp in pending {
                     let Some(o) = wanted.get(tp) else { continue };
-                    topics.entry(tp.topic.as_str()).or_default().push(
-                        OffsetCommitRequestPartition {
+                    topics
+                        .entry(&*tp.topic)
+                        .or_default()
+                        .push(OffsetCommitRequestPartition {
                             partition_index: tp.partition,
                             committed_offset: o.offset,
                             committed_leader_epoch: o.leader_epoch.unwrap_or(-1),
                             committed_metadata: Some(o.metadata.clone()),
                             ..Default::default()
-                        },
-                    );
+                        });
                 }
                 let request = OffsetCommitRequest {
                     group_id: group_id.to_owned(),
@@ -659,7 +660,7 @@ impl AdminClient {
                         None,
                         format_args!("committing offset {offset} for group `{group_id}`"),
                     )
-                    .map_err(|e| e.with_partition(&tp.topic, tp.partition));
+                    .map_err(|e| e.with_partition(&*tp.topic, tp.partition));
                     if let Err(e) = &r {
                         self.forget_coordinator(group_id, e);
                     }
@@ -714,7 +715,7 @@ impl AdminClient {
                 return Ok(pending
                     .iter()
                     .map(|tp| {
-                        let r = Err(e.clone().with_partition(&tp.topic, tp.partition));
+                        let r = Err(e.clone().with_partition(&*tp.topic, tp.partition));
                         (tp.clone(), Answer::from_result(r, COORDINATOR_RETRY))
                     })
                     .collect());
@@ -728,7 +729,7 @@ impl AdminClient {
                         None,
                         format_args!("deleting the offset of group `{group_id}`"),
                     )
-                    .map_err(|e| e.with_partition(&tp.topic, tp.partition));
+                    .map_err(|e| e.with_partition(&*tp.topic, tp.partition));
                     out.push((tp, Answer::from_result(r, COORDINATOR_RETRY)));
                 }
             }

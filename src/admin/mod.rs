@@ -46,57 +46,7 @@ use crate::config::{client_options, ClientConfig, ClientConfigBuilder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{ErrorCode, Request};
 
-/// A topic and a partition index.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: String,
-    /// Partition index.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`/`partition`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
-
-/// A committed offset of a consumer group, with its metadata string.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OffsetAndMetadata {
-    /// The offset of the next record the group will read.
-    pub offset: i64,
-    /// Free-form metadata stored with the commit (often empty).
-    pub metadata: String,
-    /// The leader epoch of the last consumed record, when known.
-    pub leader_epoch: Option<i32>,
-}
-
-impl OffsetAndMetadata {
-    /// `offset` with empty metadata and no leader epoch.
-    pub fn new(offset: i64) -> OffsetAndMetadata {
-        OffsetAndMetadata {
-            offset,
-            ..Default::default()
-        }
-    }
-
-    /// The same offset with `metadata` attached.
-    pub fn with_metadata(mut self, metadata: impl Into<String>) -> OffsetAndMetadata {
-        self.metadata = metadata.into();
-        self
-    }
-}
+pub use crate::consumer::{OffsetAndMetadata, TopicPartition};
 
 /// A Kafka admin client. Cheap to clone, `Send + Sync`; clones share the
 /// metadata and the broker connections.

@@ -40,7 +40,7 @@ impl AdminClient {
         parts: &[TopicPartition],
         dl: &Deadline,
     ) -> Result<HashMap<TopicPartition, Result<i32>>> {
-        let mut topics: Vec<String> = parts.iter().map(|tp| tp.topic.clone()).collect();
+        let mut topics: Vec<String> = parts.iter().map(|tp| tp.topic.to_string()).collect();
         topics.sort();
         topics.dedup();
         let request = MetadataRequest {
@@ -78,24 +78,24 @@ impl AdminClient {
         Ok(parts
             .iter()
             .map(|tp| {
-                let r = match leaders.get(&tp.topic) {
+                let r = match leaders.get(&*tp.topic) {
                     None => Err(Error::protocol(format!(
                         "the metadata answer left out topic `{}`",
                         tp.topic
                     ))),
-                    Some(Err(e)) => Err(e.clone().with_partition(&tp.topic, tp.partition)),
+                    Some(Err(e)) => Err(e.clone().with_partition(&*tp.topic, tp.partition)),
                     Some(Ok(ps)) => match ps.get(&tp.partition) {
                         None => Err(Error::broker(
                             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                             format!("topic `{}` has no partition {}", tp.topic, tp.partition),
                         )
-                        .with_partition(&tp.topic, tp.partition)),
+                        .with_partition(&*tp.topic, tp.partition)),
                         Some(l) if *l < 0 => Err(broker_error(
                             ErrorCode::LEADER_NOT_AVAILABLE,
                             None,
                             format_args!("finding the leader of {tp}"),
                         )
-                        .with_partition(&tp.topic, tp.partition)),
+                        .with_partition(&*tp.topic, tp.partition)),
                         Some(l) => Ok(*l),
                     },
                 };
@@ -133,7 +133,7 @@ impl AdminClient {
                 let mut topics: BTreeMap<&str, Vec<DeleteRecordsPartition>> = BTreeMap::new();
                 for tp in &parts {
                     topics
-                        .entry(tp.topic.as_str())
+                        .entry(&*tp.topic)
                         .or_default()
                         .push(DeleteRecordsPartition {
                             partition_index: tp.partition,
@@ -166,7 +166,7 @@ impl AdminClient {
                                         offsets.get(&tp).copied().unwrap_or(-1)
                                     ),
                                 )
-                                .map_err(|e| e.with_partition(&tp.topic, tp.partition))
+                                .map_err(|e| e.with_partition(&*tp.topic, tp.partition))
                                 .map(|()| p.low_watermark);
                                 out.push((tp, Answer::from_result(r, LEADER_RETRY)));
                             }

@@ -29,15 +29,48 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     /// A topic partition.
-    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> TopicPartition {
+    pub fn new(topic: impl IntoTopicName, partition: i32) -> TopicPartition {
         TopicPartition {
-            topic: topic.into(),
+            topic: topic.into_topic_name(),
             partition,
         }
     }
 }
 
-impl<T: Into<Arc<str>>> From<(T, i32)> for TopicPartition {
+/// Anything that names a topic: `&str`, `String`, `&String`, `Arc<str>`
+/// (shared without copying).
+pub trait IntoTopicName {
+    /// The name as a shared string.
+    fn into_topic_name(self) -> Arc<str>;
+}
+
+impl IntoTopicName for &str {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+impl IntoTopicName for String {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+impl IntoTopicName for &String {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+impl IntoTopicName for Arc<str> {
+    fn into_topic_name(self) -> Arc<str> {
+        self
+    }
+}
+impl IntoTopicName for &Arc<str> {
+    fn into_topic_name(self) -> Arc<str> {
+        Arc::clone(self)
+    }
+}
+
+impl<T: IntoTopicName> From<(T, i32)> for TopicPartition {
     fn from((topic, partition): (T, i32)) -> TopicPartition {
         TopicPartition::new(topic, partition)
     }

@@ -83,8 +83,8 @@ pub use config::{
     IsolationLevel,
 };
 pub use message::{
-    Deserializer, FromPayload, Message, OffsetAndMetadata, OffsetAndTimestamp, Records,
-    TopicPartition,
+    Deserializer, FromPayload, IntoTopicName, Message, OffsetAndMetadata, OffsetAndTimestamp,
+    Records, TopicPartition,
 };
 pub use metrics::ConsumerMetrics;
 

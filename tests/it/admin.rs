@@ -216,7 +216,7 @@ fn admin_group_offsets_list_describe_delete() {
         .alter_consumer_group_offsets(
             &group,
             [
-                (tp0.clone(), OffsetAndMetadata::new(5).with_metadata("m")),
+                (tp0.clone(), OffsetAndMetadata::with_metadata(5, "m")),
                 (tp1.clone(), OffsetAndMetadata::new(7)),
             ],
         )
