@@ -197,7 +197,20 @@ impl Cluster {
             allow_auto_topic_creation: self.allow_auto_create,
             ..Default::default()
         };
-        let response = self.send_any(&request)?;
+        // A broker that hangs up mid-request (restarting, or failing on one
+        // topic of an all-topics listing) is tried again a few times.
+        let mut attempt = 0;
+        let response = loop {
+            match self.send_any(&request) {
+                Ok(r) => break r,
+                Err(e) if e.is_retriable() && attempt < 2 => {
+                    attempt += 1;
+                    log::debug!("metadata refresh failed ({e}); retrying");
+                    std::thread::sleep(self.config.retry_backoff.max(Duration::from_millis(10)));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let new = {
             let mut snap = self.snapshot.write();
             let merged = Arc::new(snap.merge(&response, all));
