@@ -6,6 +6,7 @@ mod consumer;
 mod consumer_faults;
 mod faults;
 mod group;
+mod group_kip848;
 mod harness;
 mod producer_smoke;
 mod raw_protocol;
