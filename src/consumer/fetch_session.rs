@@ -119,6 +119,9 @@ impl Session {
     /// the broker returned it, no top-level error).
     pub(crate) fn answered(&mut self, full: bool, session_id: i32) {
         if full {
+            if session_id != 0 && session_id != self.id {
+                log::debug!("fetch session {session_id} opened");
+            }
             self.id = session_id;
             self.epoch = if session_id == 0 { 0 } else { 1 };
             if session_id == 0 {

@@ -955,7 +955,8 @@ impl Consumer {
     fn attention(&self) -> bool {
         self.need_positions
             || !self.stashed_events.is_empty()
-            || !self.commit_rx.is_empty()
+            || !self.finished_commits.is_empty()
+            || (!self.pending_commits.is_empty() && !self.commit_rx.is_empty())
             || self.group.as_ref().is_some_and(|g| !g.events.is_empty())
             || !self.pending_errors.is_empty()
     }

@@ -295,3 +295,39 @@ fn compressed_batches_headers_and_timestamps() {
     );
     assert_eq!(per_partition.len(), codecs.len());
 }
+
+#[test]
+fn an_out_of_range_position_follows_auto_offset_reset() {
+    if !external() {
+        println!(
+            "skipping: Tansu 0.6 answers a fetch past the end with no data instead of OFFSET_OUT_OF_RANGE (set KAFKA_BOOTSTRAP_SERVERS to run against Kafka)"
+        );
+        return;
+    }
+    let topic = unique_topic("c-range");
+    create_topic(&client(), &topic, 1);
+    produce(&topic, 1, 20);
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    let mut c = consumer().build().expect("consumer");
+    c.assign([&tp]).expect("assign");
+    c.seek(&tp, 1_000).expect("seek past the end");
+    let first = c.next().expect("a record").expect("reset to earliest");
+    assert_eq!(first.offset(), 0);
+
+    let mut strict = consumer()
+        .auto_offset_reset("none")
+        .build()
+        .expect("consumer");
+    strict.assign([&tp]).expect("assign");
+    strict.seek(&tp, 1_000).expect("seek past the end");
+    let e = strict.next().expect("an error").unwrap_err();
+    assert_eq!(
+        e.kafka_code(),
+        Some(kafka_blocking::protocol::ErrorCode::OFFSET_OUT_OF_RANGE),
+        "{e}"
+    );
+    assert_eq!((e.partition(), e.offset()), (Some(0), Some(1_000)));
+    strict.seek(&tp, 15).expect("seek");
+    let m = strict.next().expect("a record").expect("record");
+    assert_eq!(m.offset(), 15);
+}

@@ -684,3 +684,35 @@ fn group_protocol_consumer_works_with_or_without_kip_848() {
     c.commit().expect("commit");
     c.close(true).expect("close");
 }
+
+#[test]
+fn auto_commit_on_the_interval_and_on_close() {
+    let topic = unique_topic("g-auto");
+    let group = unique_topic("g-auto-group");
+    create_topic(&client(), &topic, 1);
+    produce(&topic, 1, 100);
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    let mut c = member(&group)
+        .enable_auto_commit(true)
+        .auto_commit_interval_ms(300)
+        .build()
+        .expect("consumer");
+    c.subscribe([topic.as_str()]).expect("subscribe");
+    let mut n = 0;
+    while n < 100 {
+        n += c.poll(Duration::from_secs(10)).expect("poll").len();
+    }
+    // No explicit commit: the interval commits the position.
+    wait_for("an automatic commit", Duration::from_secs(10), || {
+        c.poll(Duration::from_millis(50)).expect("poll");
+        c.committed(&tp).expect("committed").is_some()
+    });
+    // close(true) commits whatever was read last.
+    let pos = c.position(&tp).expect("position");
+    c.close(true).expect("close");
+    let mut check = member(&group).build().expect("consumer");
+    assert_eq!(
+        check.committed(&tp).expect("committed").map(|o| o.offset),
+        Some(pos)
+    );
+}
