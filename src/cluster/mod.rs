@@ -203,7 +203,9 @@ impl Cluster {
         let response = loop {
             match self.send_any(&request) {
                 Ok(r) => break r,
-                Err(e) if e.is_retriable() && attempt < 2 => {
+                // Only a dropped connection: an unreachable cluster (refused,
+                // timed out) fails at once, so callers keep their deadlines.
+                Err(e) if e.kind() == ErrorKind::Disconnected && attempt < 2 => {
                     attempt += 1;
                     log::debug!("metadata refresh failed ({e}); retrying");
                     std::thread::sleep(self.config.retry_backoff.max(Duration::from_millis(10)));
