@@ -16,6 +16,12 @@
 //! failed delivery), 2 a usage error. Errors are one line on stderr,
 //! `kcat: <error>`; progress notes start with `% ` and go to stderr too
 //! (`-q` silences them), so stdout carries only records.
+//!
+//! Without `-e` or `-c`, `-C` and `-G` read until interrupted. Ctrl-C ends
+//! the process without leaving the group (std has no signal handling): the
+//! group reassigns the partitions after `session_timeout_ms`, and offsets
+//! read since the last auto-commit (every 5 s) are read again. `-e`/`-c`
+//! end cleanly: commit, then leave.
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufWriter, Write};
