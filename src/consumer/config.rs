@@ -244,7 +244,7 @@ impl ConsumerConfig {
 /// | `heartbeat_interval_ms` | 3000 | classic protocol; below `session_timeout_ms` |
 /// | `partition_assignment_strategy` | `range`, `cooperative-sticky` | also `roundrobin`, `sticky` (as the Java client 4.x) |
 /// | `isolation_level` | `read_uncommitted` | or `read_committed` |
-/// | `consumer_timeout_ms` | forever | iteration ends after this long without records |
+/// | `consumer_timeout_ms` | forever | iteration ends after this long without records (from the first assignment) |
 /// | `check_crcs` | `true` | |
 /// | `exclude_internal_topics` | `true` | pattern subscriptions skip `__consumer_offsets` and friends |
 /// | `allow_auto_create_topics` | `true` | subscribing to a missing topic may create it |
@@ -406,7 +406,10 @@ impl ConsumerBuilder {
     }
 
     /// `consumer_timeout_ms`: iteration ends (`next()` returns `None`) after
-    /// this long without a record; `-1` blocks forever (the default).
+    /// this long without a record; `-1` blocks forever (the default). With a
+    /// group subscription the clock starts at the first assignment: joining
+    /// takes seconds (the broker's initial rebalance delay) and may take up
+    /// to `request_timeout_ms` before it counts.
     pub fn consumer_timeout_ms(mut self, ms: i64) -> Self {
         self.consumer_timeout_ms = Some(ms);
         self

@@ -532,6 +532,11 @@ impl FetchThread {
                 }
             }
         }
+        log::trace!(
+            "fetcher: fetch v{version} to broker {broker}: {} partition(s), {} listed",
+            parts.len(),
+            plan.include.len()
+        );
         self.tokens.insert(token, (broker, TokenKind::Fetch));
         let b = self.brokers.entry(broker).or_default();
         b.in_flight = Some(InFlight {
@@ -743,6 +748,10 @@ impl FetchThread {
         }
         self.metrics
             .fetch_done(now.duration_since(inf.sent_at), bytes);
+        log::trace!(
+            "fetcher: answer of broker {broker} after {:?}: {bytes} record bytes",
+            now.duration_since(inf.sent_at)
+        );
         if !chunks.is_empty() {
             let _ = self.data_tx.send(FetchedChunk {
                 broker,

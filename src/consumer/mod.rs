@@ -181,6 +181,8 @@ struct PendingCommit {
 /// How long a read may wait.
 #[derive(Clone, Copy)]
 enum Wait {
+    /// Only what is buffered already.
+    Now,
     Forever,
     For(Duration),
     Until(Instant),
@@ -913,7 +915,7 @@ impl Consumer {
             let wait = if messages.is_empty() {
                 Wait::Until(deadline)
             } else {
-                Wait::Until(Instant::now())
+                Wait::Now
             };
             match self.next_message(wait) {
                 Some(Ok(m)) => messages.push(m),
@@ -1016,8 +1018,12 @@ impl Consumer {
                 continue;
             }
             // Nothing buffered: wait for data or background work.
+            if matches!(wait, Wait::Now) {
+                return None;
+            }
             let now = Instant::now();
             let deadline = match wait {
+                Wait::Now => Some(now),
                 Wait::Forever => None,
                 Wait::For(d) if self.joining() => {
                     // consumer_timeout_ms counts from the first assignment:

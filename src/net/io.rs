@@ -437,7 +437,14 @@ struct FrameReader {
 }
 
 const READ_BUF: usize = 64 * 1024;
+/// The most a frame's buffer is allocated ahead of its data (the length
+/// comes off the wire).
 const GROW_STEP: usize = 8 * 1024 * 1024;
+/// How much of a large frame's buffer is zeroed (made resident) ahead of
+/// the bytes read into it: memory follows the data as it arrives, so a
+/// consumer's prefetched fetch answer does not cost its whole size while
+/// the previous one is still being read.
+const FILL_STEP: usize = 256 * 1024;
 
 impl FrameReader {
     fn new(max: usize) -> FrameReader {
@@ -486,7 +493,7 @@ impl FrameReader {
                     } else if missing >= READ_BUF / 2 {
                         // Large frame: read straight into the body.
                         let have = self.body.len();
-                        let target = len.min(have + GROW_STEP);
+                        let target = len.min(have + FILL_STEP);
                         self.body.resize(target, 0);
                         match read_some(r, &mut self.body[have..target]) {
                             Ok(Some(n)) => self.body.truncate(have + n),
