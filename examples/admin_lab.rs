@@ -23,25 +23,14 @@
 use std::time::Duration;
 
 use kafka_blocking::admin::{AdminClient, ConfigResource, NewTopic};
-use kafka_blocking::consumer::Consumer;
+use kafka_blocking::consumer::{Consumer, JsonDeserializer};
 use kafka_blocking::producer::{JsonSerializer, Producer, StringSerializer};
 use kafka_blocking::protocol::ErrorCode;
 use kafka_blocking::testkit::LocalBroker;
-use kafka_blocking::{Bytes, Error, ErrorKind, Result};
+use kafka_blocking::Result;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "bankbranch";
-
-/// The consumer side of `JsonSerializer`: kafka-python's
-/// `value_deserializer=lambda m: json.loads(m)`. Any
-/// `Fn(&str, Option<&Bytes>) -> Result<T>` is a `Deserializer`.
-fn json_value(_topic: &str, data: Option<&Bytes>) -> Result<Value> {
-    match data {
-        None => Ok(Value::Null),
-        Some(bytes) => serde_json::from_slice(bytes)
-            .map_err(|e| Error::new(ErrorKind::Serialization, format!("not JSON: {e}"))),
-    }
-}
 
 fn main() -> Result<()> {
     // Keep the local broker (if any) alive for the whole run.
@@ -144,7 +133,8 @@ fn main() -> Result<()> {
     for msg in &mut consumer {
         let msg = msg?;
         let key: Option<&str> = msg.key_as()?;
-        let tx = msg.value_with(&json_value)?;
+        // kafka-python's value_deserializer=lambda m: json.loads(m)
+        let tx: Value = msg.value_with(&JsonDeserializer)?;
         println!(
             "received {tx} (key {}, {}-{} offset {})",
             key.unwrap_or("-"),

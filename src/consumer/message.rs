@@ -416,6 +416,33 @@ where
     }
 }
 
+/// JSON via serde_json (feature `json`), like kafka-python's
+/// `value_deserializer=lambda m: json.loads(m.decode())`.
+///
+/// ```no_run
+/// # #[cfg(feature = "json")]
+/// # fn demo(msg: &kafka_blocking::consumer::Message) -> kafka_blocking::Result<()> {
+/// use kafka_blocking::consumer::JsonDeserializer;
+///
+/// let txn: serde_json::Value = msg.value_with(&JsonDeserializer)?;
+/// println!("{}", txn["atmid"]);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonDeserializer;
+
+#[cfg(feature = "json")]
+impl<T: serde::de::DeserializeOwned> Deserializer<T> for JsonDeserializer {
+    fn deserialize(&self, topic: &str, data: Option<&Bytes>) -> Result<T> {
+        let data = required(data, "a JSON value")?;
+        serde_json::from_slice(data).map_err(|e| {
+            serialization(format!("the record is not the expected JSON: {e}")).with_topic(topic)
+        })
+    }
+}
+
 /// The records returned by one [`poll`](super::Consumer::poll), in the order
 /// they were fetched (in offset order within each partition).
 #[derive(Debug, Clone, Default)]

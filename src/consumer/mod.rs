@@ -82,6 +82,8 @@ pub use config::{
     AssignmentStrategy, AutoOffsetReset, ConsumerBuilder, ConsumerConfig, GroupProtocol,
     IsolationLevel,
 };
+#[cfg(feature = "json")]
+pub use message::JsonDeserializer;
 pub use message::{
     Deserializer, FromPayload, IntoTopicName, Message, OffsetAndMetadata, OffsetAndTimestamp,
     Records, TopicPartition,
