@@ -9,7 +9,7 @@
 mod metadata;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub(crate) struct Cluster {
     config: ClientConfig,
     transport: Arc<dyn Transport>,
     snapshot: RwLock<Arc<ClusterMetadata>>,
+    /// Bumped each time the snapshot is replaced.
+    snapshot_version: AtomicU64,
     pool: Mutex<HashMap<(i32, Purpose), Connection>>,
     bootstrap: Mutex<HashMap<usize, Connection>>,
     refresh: Mutex<RefreshState>,
@@ -93,6 +95,7 @@ impl Cluster {
             name: format!("{n}"),
             transport: Arc::new(TcpTransport),
             snapshot: RwLock::new(Arc::new(ClusterMetadata::empty())),
+            snapshot_version: AtomicU64::new(0),
             pool: Mutex::new(HashMap::new()),
             bootstrap: Mutex::new(HashMap::new()),
             refresh: Mutex::new(RefreshState {
@@ -115,6 +118,12 @@ impl Cluster {
     /// The current snapshot (no I/O).
     pub(crate) fn metadata(&self) -> Arc<ClusterMetadata> {
         Arc::clone(&self.snapshot.read())
+    }
+
+    /// Changes whenever the snapshot is replaced: a lock-free way to notice
+    /// a refresh.
+    pub(crate) fn metadata_version(&self) -> u64 {
+        self.snapshot_version.load(Ordering::Acquire)
     }
 
     /// Adds topics to those every refresh asks for.
@@ -217,6 +226,7 @@ impl Cluster {
             let mut snap = self.snapshot.write();
             let merged = Arc::new(snap.merge(&response, all));
             *snap = Arc::clone(&merged);
+            self.snapshot_version.fetch_add(1, Ordering::AcqRel);
             merged
         };
         self.refresh.lock().stale = false;

@@ -88,7 +88,8 @@ impl Cursor {
                         if r.offset < self.position {
                             continue; // before the fetch offset, in a batch that starts earlier
                         }
-                        self.position = r.offset + 1;
+                        // Broker bytes: no overflow at i64::MAX.
+                        self.position = r.offset.saturating_add(1);
                         self.last_leader_epoch = self.leader_epoch;
                         return Some(Ok(Message {
                             topic: self.tp.topic.clone(),
@@ -263,6 +264,30 @@ mod tests {
         assert_eq!(c.position, 6);
         let mut c = Cursor::new(data(blob, 0, 6, aborted), 0, ReadOptions::default(), false);
         assert_eq!(values(&mut c), ["0:x1", "1:x2", "3:ok", "5:plain"]);
+    }
+
+    #[test]
+    fn a_record_at_i64_max_does_not_overflow_the_position() {
+        let mut blob = batch(i64::MAX - 1, &["a", "b"], -1, false);
+        // A broker's lie: the header says the batch ends at i64::MAX - 1,
+        // so the cursor reads it; its second record is at i64::MAX.
+        blob[23..27].copy_from_slice(&0i32.to_be_bytes());
+        let options = ReadOptions {
+            check_crcs: false,
+            ..ReadOptions::default()
+        };
+        let mut c = Cursor::new(
+            data(blob, i64::MAX - 1, i64::MAX, vec![]),
+            i64::MAX - 1,
+            options,
+            false,
+        );
+        let mut offsets = Vec::new();
+        while let Some(m) = c.next_message() {
+            offsets.push(m.unwrap().offset());
+        }
+        assert_eq!(offsets, [i64::MAX - 1, i64::MAX]);
+        assert_eq!(c.position, i64::MAX);
     }
 
     #[test]

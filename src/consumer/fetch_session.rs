@@ -10,8 +10,10 @@
 //! or Fetch older than v7) get a full request each time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::consumer::message::TopicPartition;
+use crate::protocol::Uuid;
 
 /// What the broker has been told about one partition of the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub(crate) struct SentPart {
 #[derive(Debug, Clone)]
 pub(crate) struct Want {
     pub(crate) tp: TopicPartition,
+    /// The topic's id (zero when unknown: Fetch v12 and older).
+    pub(crate) topic_id: Uuid,
     pub(crate) part: SentPart,
 }
 
@@ -36,6 +40,10 @@ pub(crate) struct Session {
     /// The epoch of the next request (0 opens a session).
     epoch: i32,
     sent: HashMap<TopicPartition, SentPart>,
+    /// The id of each topic in `sent`: forgetting a partition on Fetch v13+
+    /// names its topic by id, also when no partition of it is wanted any
+    /// more.
+    topic_ids: HashMap<Arc<str>, Uuid>,
     /// The Fetch version the session was made with (topic ids or names).
     version: i16,
 }
@@ -47,8 +55,8 @@ pub(crate) struct Plan {
     pub(crate) session_epoch: i32,
     /// Partitions to list in the request.
     pub(crate) include: Vec<Want>,
-    /// Partitions to drop from the session.
-    pub(crate) forget: Vec<TopicPartition>,
+    /// Partitions to drop from the session, with their topic's id.
+    pub(crate) forget: Vec<(TopicPartition, Uuid)>,
     /// Whether this is a full request (every wanted partition listed).
     pub(crate) full: bool,
 }
@@ -75,6 +83,7 @@ impl Session {
         self.version = version;
         if self.id == 0 {
             self.sent = want.iter().map(|w| (w.tp.clone(), w.part)).collect();
+            self.topic_ids = ids_of(&want);
             self.epoch = 0;
             return Plan {
                 session_id: 0,
@@ -84,6 +93,7 @@ impl Session {
                 full: true,
             };
         }
+        let ids = ids_of(&want);
         let mut include = Vec::new();
         let mut keep: HashMap<TopicPartition, SentPart> = HashMap::with_capacity(want.len());
         for w in want {
@@ -92,14 +102,18 @@ impl Session {
             }
             keep.insert(w.tp, w.part);
         }
-        let mut forget: Vec<TopicPartition> = self
+        let mut forget: Vec<(TopicPartition, Uuid)> = self
             .sent
             .keys()
             .filter(|tp| !keep.contains_key(*tp))
-            .cloned()
+            .map(|tp| {
+                let id = self.topic_ids.get(&tp.topic).copied();
+                (tp.clone(), id.unwrap_or(Uuid::ZERO))
+            })
             .collect();
         forget.sort();
         self.sent = keep;
+        self.topic_ids = ids;
         Plan {
             session_id: self.id,
             session_epoch: self.epoch,
@@ -142,6 +156,7 @@ impl Session {
         self.id = 0;
         self.epoch = 0;
         self.sent.clear();
+        self.topic_ids.clear();
     }
 
     /// Whether a session is open.
@@ -151,6 +166,13 @@ impl Session {
     }
 }
 
+/// The topic ids of `want`.
+fn ids_of(want: &[Want]) -> HashMap<Arc<str>, Uuid> {
+    want.iter()
+        .map(|w| (Arc::clone(&w.tp.topic), w.topic_id))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +180,7 @@ mod tests {
     fn want(p: i32, offset: i64) -> Want {
         Want {
             tp: TopicPartition::new("t", p),
+            topic_id: Uuid([1; 16]),
             part: SentPart {
                 offset,
                 max_bytes: 100,
@@ -190,10 +213,31 @@ mod tests {
         assert_eq!(p.session_epoch, 2);
         assert_eq!(p.include.len(), 1);
         assert_eq!(p.include[0].tp.partition, 2);
-        assert_eq!(p.forget, vec![TopicPartition::new("t", 1)]);
+        assert_eq!(p.forget, vec![(TopicPartition::new("t", 1), Uuid([1; 16]))]);
         assert_eq!(
             s.sent(&TopicPartition::new("t", 2)).map(|p| p.offset),
             Some(5)
+        );
+    }
+
+    #[test]
+    fn a_topic_left_entirely_is_forgotten_by_its_id() {
+        let other = |p: i32| Want {
+            tp: TopicPartition::new("u", p),
+            topic_id: Uuid([2; 16]),
+            ..want(p, 0)
+        };
+        let mut s = Session::default();
+        s.plan(vec![want(0, 0), other(0), other(1)], 13);
+        s.answered(true, 9);
+        // Every partition of `u` paused: no want names `u` any more.
+        let p = s.plan(vec![want(0, 0)], 13);
+        assert_eq!(
+            p.forget,
+            vec![
+                (TopicPartition::new("u", 0), Uuid([2; 16])),
+                (TopicPartition::new("u", 1), Uuid([2; 16]))
+            ]
         );
     }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::fetch_session::{SentPart, Session, Want};
+use super::fetch_session::{Plan, SentPart, Session, Want};
 use super::message::TopicPartition;
 use super::metrics::Metrics;
 use crate::bytes::Bytes;
@@ -50,6 +50,9 @@ pub(crate) struct FetchSettings {
     pub(crate) request_timeout: Duration,
     pub(crate) retry_backoff: Duration,
     pub(crate) rack: String,
+    /// How long a preferred read replica (KIP-392) is used before asking
+    /// the leader again (`metadata_max_age_ms`, as the Java client).
+    pub(crate) preferred_replica_ttl: Duration,
 }
 
 /// The fetch state of one partition.
@@ -65,6 +68,9 @@ pub(crate) struct FetchPos {
     retry_at: Option<Instant>,
     /// An error the consumer must resolve first (out of range, denied).
     stopped: bool,
+    /// The replica the leader said to fetch from (KIP-392, with
+    /// `client_rack`), until when.
+    preferred: Option<(i32, Instant)>,
     pub(crate) high_watermark: i64,
     pub(crate) last_stable_offset: i64,
     pub(crate) log_start_offset: i64,
@@ -177,6 +183,7 @@ impl Fetcher {
                             in_flight: None,
                             retry_at: None,
                             stopped: false,
+                            preferred: None,
                             high_watermark: -1,
                             last_stable_offset: -1,
                             log_start_offset: -1,
@@ -268,8 +275,9 @@ struct InFlight {
     full: bool,
     sent_at: Instant,
     /// Every partition of the request (listed or kept by the session):
-    /// the offset and epoch it was fetched for.
-    parts: HashMap<TopicPartition, (i64, u64)>,
+    /// the offset and epoch it was fetched for, and whether the broker is a
+    /// preferred read replica rather than the leader.
+    parts: HashMap<TopicPartition, (i64, u64, bool)>,
     ids: HashMap<Uuid, Arc<str>>,
 }
 
@@ -294,8 +302,9 @@ struct FetchThread {
 
 struct WantWithId {
     want: Want,
-    topic_id: Uuid,
     epoch: u64,
+    /// Fetched from a preferred read replica, not the leader.
+    follower: bool,
 }
 
 impl FetchThread {
@@ -354,7 +363,19 @@ impl FetchThread {
                     need_metadata = true;
                     continue;
                 };
-                let b = self.brokers.entry(pm.leader).or_default();
+                // KIP-392: the replica the leader pointed at, while that
+                // advice is fresh and the broker is known.
+                let target = match pos.preferred {
+                    Some((replica, until))
+                        if until > now
+                            && replica != pm.leader
+                            && snap.broker(replica).is_some() =>
+                    {
+                        replica
+                    }
+                    _ => pm.leader,
+                };
+                let b = self.brokers.entry(target).or_default();
                 if b.in_flight.is_some() || b.connecting.is_some() {
                     continue;
                 }
@@ -364,20 +385,21 @@ impl FetchThread {
                         continue;
                     }
                 }
-                if st.queued.get(&pm.leader).copied().unwrap_or(0) >= MAX_QUEUED {
+                if st.queued.get(&target).copied().unwrap_or(0) >= MAX_QUEUED {
                     continue;
                 }
-                by_broker.entry(pm.leader).or_default().push(WantWithId {
+                by_broker.entry(target).or_default().push(WantWithId {
                     want: Want {
                         tp: tp.clone(),
+                        topic_id: topic.topic_id,
                         part: SentPart {
                             offset: pos.offset,
                             max_bytes: self.settings.partition_max_bytes,
                             leader_epoch: pm.leader_epoch,
                         },
                     },
-                    topic_id: topic.topic_id,
                     epoch: pos.epoch,
+                    follower: target != pm.leader,
                 });
             }
         }
@@ -402,6 +424,14 @@ impl FetchThread {
         b.retry_at = Some(now + self.settings.retry_backoff);
         b.session.reset();
         self.cluster.request_update();
+        // Partitions read from this broker as a preferred replica go back
+        // to their leader.
+        let mut st = self.shared.state.lock();
+        for p in st.parts.values_mut() {
+            if p.preferred.is_some_and(|(r, _)| r == broker) {
+                p.preferred = None;
+            }
+        }
     }
 
     fn send(&mut self, broker: i32, mut wants: Vec<WantWithId>, now: Instant) {
@@ -434,20 +464,18 @@ impl FetchThread {
                 return;
             }
         };
-        if wants.iter().any(|w| w.topic_id.is_zero()) {
+        if wants.iter().any(|w| w.want.topic_id.is_zero()) {
             // Fetch v13+ names topics by id only.
             version = version.min(12);
         }
         wants.sort_by(|a, b| a.want.tp.cmp(&b.want.tp));
         let mut parts = HashMap::with_capacity(wants.len());
         let mut ids: HashMap<Uuid, Arc<str>> = HashMap::new();
-        let mut id_of: HashMap<Arc<str>, Uuid> = HashMap::new();
         for w in &wants {
-            parts.insert(w.want.tp.clone(), (w.want.part.offset, w.epoch));
-            if !w.topic_id.is_zero() {
-                ids.insert(w.topic_id, Arc::clone(&w.want.tp.topic));
+            parts.insert(w.want.tp.clone(), (w.want.part.offset, w.epoch, w.follower));
+            if !w.want.topic_id.is_zero() {
+                ids.insert(w.want.topic_id, Arc::clone(&w.want.tp.topic));
             }
-            id_of.insert(Arc::clone(&w.want.tp.topic), w.topic_id);
         }
         let b = self.brokers.entry(broker).or_default();
         let plan = b
@@ -455,62 +483,8 @@ impl FetchThread {
             .plan(wants.into_iter().map(|w| w.want).collect(), version);
         let rotation = b.rotation;
         b.rotation = b.rotation.wrapping_add(1);
-        let mut topics: Vec<FetchTopic> = Vec::new();
-        for w in &plan.include {
-            if topics.last().map_or(true, |t| *t.topic != *w.tp.topic) {
-                topics.push(FetchTopic {
-                    topic: w.tp.topic.to_string(),
-                    topic_id: id_of.get(&w.tp.topic).copied().unwrap_or(Uuid::ZERO),
-                    partitions: Vec::new(),
-                    ..Default::default()
-                });
-            }
-            if let Some(t) = topics.last_mut() {
-                t.partitions.push(FetchPartition {
-                    partition: w.tp.partition,
-                    current_leader_epoch: w.part.leader_epoch,
-                    fetch_offset: w.part.offset,
-                    last_fetched_epoch: -1,
-                    log_start_offset: -1,
-                    partition_max_bytes: w.part.max_bytes,
-                    ..Default::default()
-                });
-            }
-        }
-        for t in &mut topics {
-            let n = t.partitions.len();
-            t.partitions.rotate_left(rotation % n.max(1));
-        }
-        let n = topics.len();
-        topics.rotate_left(rotation % n.max(1));
-        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
-        for tp in &plan.forget {
-            if forgotten.last().map_or(true, |t| *t.topic != *tp.topic) {
-                forgotten.push(ForgottenTopic {
-                    topic: tp.topic.to_string(),
-                    topic_id: id_of.get(&tp.topic).copied().unwrap_or(Uuid::ZERO),
-                    partitions: Vec::new(),
-                    ..Default::default()
-                });
-            }
-            if let Some(t) = forgotten.last_mut() {
-                t.partitions.push(tp.partition);
-            }
-        }
-        let s = &self.settings;
-        let request = FetchRequest {
-            max_wait_ms: s.max_wait.as_millis().min(i32::MAX as u128) as i32,
-            min_bytes: s.min_bytes,
-            max_bytes: s.max_bytes,
-            isolation_level: s.isolation_level,
-            session_id: plan.session_id,
-            session_epoch: plan.session_epoch,
-            topics,
-            forgotten_topics_data: forgotten,
-            rack_id: s.rack.clone(),
-            ..Default::default()
-        };
-        let timeout = s.request_timeout + s.max_wait;
+        let request = build_request(&self.settings, &plan, rotation);
+        let timeout = self.settings.request_timeout + self.settings.max_wait;
         let token = self.token();
         let sent = conn.submit(
             &request,
@@ -556,6 +530,13 @@ impl FetchThread {
         {
             let mut st = self.shared.state.lock();
             for w in wants {
+                if w.follower {
+                    // A replica the leader suggested: the leader it is.
+                    if let Some(p) = st.parts.get_mut(&w.want.tp) {
+                        p.preferred = None;
+                    }
+                    continue;
+                }
                 if let Some(p) = st.parts.get_mut(&w.want.tp) {
                     p.stopped = true;
                 }
@@ -569,6 +550,9 @@ impl FetchThread {
                     high_watermark: -1,
                     aborted: Vec::new(),
                 });
+            }
+            if parts.is_empty() {
+                return;
             }
             *st.queued.entry(broker).or_insert(0) += 1;
         }
@@ -655,7 +639,7 @@ impl FetchThread {
                 };
                 for p in topic.partitions {
                     let tp = TopicPartition::new(Arc::clone(&name), p.partition_index);
-                    let Some(&(fetch_offset, epoch)) = inf.parts.get(&tp) else {
+                    let Some(&(fetch_offset, epoch, follower)) = inf.parts.get(&tp) else {
                         continue;
                     };
                     let Some(pos) = st.parts.get_mut(&tp) else {
@@ -684,6 +668,35 @@ impl FetchThread {
                         high_watermark: p.high_watermark,
                         aborted: Vec::new(),
                     };
+                    if code.is_ok() && p.preferred_read_replica >= 0 {
+                        // KIP-392 (Fetch v11+, with client_rack): read from
+                        // this replica for a while. The leader's answer
+                        // carries no records then; the next fetch goes
+                        // there at once.
+                        if p.preferred_read_replica != broker {
+                            log::debug!(
+                                "fetcher: {}: reading from preferred replica {} (told by broker {broker})",
+                                data.tp,
+                                p.preferred_read_replica
+                            );
+                        }
+                        pos.preferred = Some((
+                            p.preferred_read_replica,
+                            now + self.settings.preferred_replica_ttl,
+                        ));
+                    }
+                    if code.is_err() && follower {
+                        // The follower cannot serve it (lagging, moved,
+                        // out of range there): back to the leader, which
+                        // decides.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        log::debug!(
+                            "fetcher: {}: preferred replica {broker} answered {code}; fetching from the leader",
+                            data.tp
+                        );
+                        pos.preferred = None;
+                        continue;
+                    }
                     if code.is_ok() {
                         let records = p.records.unwrap_or_default();
                         if records.is_empty() {
@@ -697,6 +710,18 @@ impl FetchThread {
                             Scan::Malformed => {
                                 // The consumer reports it when decoding.
                                 pos.stopped = true;
+                            }
+                            Scan::Partial
+                                if !partial_is_too_large(
+                                    inf.version,
+                                    records.len(),
+                                    &self.settings,
+                                ) =>
+                            {
+                                // Cut off by the response's size limit after
+                                // other partitions: nothing whole yet, fetch
+                                // again.
+                                continue;
                             }
                             Scan::Partial => {
                                 pos.stopped = true;
@@ -758,6 +783,76 @@ impl FetchThread {
                 parts: chunks,
             });
         }
+    }
+}
+
+/// Whether `len` bytes without one whole batch, fetched with Fetch
+/// `version`, mean a batch too large to ever come whole. Before v3
+/// (KIP-74) a broker never sends a batch larger than the partition limit;
+/// from v3 on it sends the first batch whole whatever the limits, so a
+/// cut-off batch smaller than the limits means the response filled up with
+/// other partitions first (fetch again), while one that fills a limit comes
+/// from a broker that ignores KIP-74 (too large, or it would never end).
+pub(crate) fn partial_is_too_large(version: i16, len: usize, s: &FetchSettings) -> bool {
+    let limit = s.partition_max_bytes.min(s.max_bytes).max(0) as usize;
+    version < 3 || len >= limit
+}
+
+/// The Fetch request for `plan` (partitions listed in `rotation`'s order).
+fn build_request(s: &FetchSettings, plan: &Plan, rotation: usize) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for w in &plan.include {
+        if topics.last().map_or(true, |t| *t.topic != *w.tp.topic) {
+            topics.push(FetchTopic {
+                topic: w.tp.topic.to_string(),
+                topic_id: w.topic_id,
+                partitions: Vec::new(),
+                ..Default::default()
+            });
+        }
+        if let Some(t) = topics.last_mut() {
+            t.partitions.push(FetchPartition {
+                partition: w.tp.partition,
+                current_leader_epoch: w.part.leader_epoch,
+                fetch_offset: w.part.offset,
+                last_fetched_epoch: -1,
+                log_start_offset: -1,
+                partition_max_bytes: w.part.max_bytes,
+                ..Default::default()
+            });
+        }
+    }
+    for t in &mut topics {
+        let n = t.partitions.len();
+        t.partitions.rotate_left(rotation % n.max(1));
+    }
+    let n = topics.len();
+    topics.rotate_left(rotation % n.max(1));
+    let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+    for (tp, topic_id) in &plan.forget {
+        if forgotten.last().map_or(true, |t| *t.topic != *tp.topic) {
+            forgotten.push(ForgottenTopic {
+                topic: tp.topic.to_string(),
+                topic_id: *topic_id,
+                partitions: Vec::new(),
+                ..Default::default()
+            });
+        }
+        if let Some(t) = forgotten.last_mut() {
+            t.partitions.push(tp.partition);
+        }
+    }
+    FetchRequest {
+        max_wait_ms: s.max_wait.as_millis().min(i32::MAX as u128) as i32,
+        min_bytes: s.min_bytes,
+        max_bytes: s.max_bytes,
+        isolation_level: s.isolation_level,
+        session_id: plan.session_id,
+        session_epoch: plan.session_epoch,
+        topics,
+        forgotten_topics_data: forgotten,
+        rack_id: s.rack.clone(),
+        ..Default::default()
     }
 }
 
@@ -843,5 +938,60 @@ mod tests {
         let mut bad = batch(0, 1);
         bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
         assert_eq!(scan_next_offset(&bad), Scan::Malformed);
+    }
+
+    fn settings() -> FetchSettings {
+        FetchSettings {
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partition_max_bytes: 1000,
+            isolation_level: 0,
+            request_timeout: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(100),
+            rack: String::new(),
+            preferred_replica_ttl: Duration::from_secs(300),
+        }
+    }
+
+    fn want(topic: &str, id: u8, p: i32) -> Want {
+        Want {
+            tp: TopicPartition::new(topic, p),
+            topic_id: Uuid([id; 16]),
+            part: SentPart {
+                offset: 0,
+                max_bytes: 1000,
+                leader_epoch: -1,
+            },
+        }
+    }
+
+    #[test]
+    fn a_paused_topic_is_forgotten_by_id_on_fetch_v13() {
+        let mut session = Session::default();
+        let plan = session.plan(vec![want("a", 1, 0), want("b", 2, 0)], 13);
+        session.answered(plan.full, 42);
+        // Topic b paused as a whole: only a is wanted.
+        let plan = session.plan(vec![want("a", 1, 0)], 13);
+        let r = build_request(&settings(), &plan, 0);
+        assert_eq!(r.session_id, 42);
+        assert_eq!(r.forgotten_topics_data.len(), 1);
+        let f = &r.forgotten_topics_data[0];
+        assert_eq!((f.topic_id, f.partitions.clone()), (Uuid([2; 16]), vec![0]));
+        assert!(r.topics.is_empty(), "a is unchanged: not listed");
+    }
+
+    #[test]
+    fn a_cut_off_first_batch_is_too_large_only_when_it_fills_a_limit() {
+        let s = settings();
+        assert!(partial_is_too_large(2, 10, &s), "before KIP-74");
+        assert!(
+            !partial_is_too_large(3, 10, &s),
+            "the response filled up first"
+        );
+        assert!(
+            partial_is_too_large(12, 1000, &s),
+            "cut at the partition limit"
+        );
     }
 }

@@ -68,6 +68,7 @@ mod message;
 pub(crate) mod metrics;
 pub(crate) mod offsets;
 mod pattern;
+mod positions;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -92,12 +93,12 @@ pub use metrics::ConsumerMetrics;
 
 use cursor::Cursor;
 use fetcher::{FetchSettings, Fetcher, PartitionData};
-use offsets::{commit_request, commit_result, fetch_committed, list_offsets, EARLIEST, LATEST};
+use offsets::{commit_request, commit_result, list_offsets, EARLIEST, LATEST};
 use pattern::Pattern;
 
 use crate::cluster::{Cluster, ClusterMetadata, PartitionMetadata, TopicSelection};
 use crate::error::{Error, ErrorKind, Result};
-use crate::group::{Group, GroupEvent};
+use crate::group::{Group, GroupEvent, GroupMsg};
 use crate::net::{decode_response, Completion, Reply};
 use crate::protocol::messages::OffsetCommitRequest;
 use crate::protocol::ErrorCode;
@@ -173,6 +174,20 @@ enum SubKind {
     Assigned,
 }
 
+/// A commit waiting for the coordinator to be found.
+struct DeferredCommit {
+    offsets: HashMap<TopicPartition, OffsetAndMetadata>,
+    callback: Option<CommitCallback>,
+    auto: bool,
+}
+
+/// The answer of a lookup that ran on a thread of its own.
+enum Background {
+    Positions(positions::Outcome),
+    /// The coordinator was found and connected to (or why not).
+    Coordinator(Result<()>),
+}
+
 struct PendingCommit {
     version: i16,
     offsets: HashMap<TopicPartition, OffsetAndMetadata>,
@@ -200,6 +215,11 @@ pub struct Consumer {
     kind: SubKind,
     pattern_topics: BTreeSet<String>,
     pattern_snapshot: Option<Arc<ClusterMetadata>>,
+    /// The metadata version the pattern was last checked against.
+    pattern_version: u64,
+    /// Changes with every unsubscribe (see `GroupCmd::Subscribe`): group
+    /// events of another epoch are about a membership given up.
+    sub_epoch: u64,
     assignment: BTreeMap<TopicPartition, PartState>,
     queue: VecDeque<PartitionData>,
     cursor: Option<Cursor>,
@@ -207,8 +227,15 @@ pub struct Consumer {
     next_epoch: u64,
     need_positions: bool,
     positions_retry_at: Option<Instant>,
+    /// A position lookup runs in the background.
+    positions_in_flight: bool,
+    /// A coordinator lookup runs in the background.
+    coordinator_in_flight: bool,
+    deferred_commits: Vec<DeferredCommit>,
+    bg_tx: Sender<Background>,
+    bg_rx: Receiver<Background>,
     listener: Option<Box<dyn RebalanceListener>>,
-    stashed_events: VecDeque<GroupEvent>,
+    stashed_events: VecDeque<GroupMsg>,
     commit_tx: Sender<Completion>,
     commit_rx: Receiver<Completion>,
     pending_commits: HashMap<u64, PendingCommit>,
@@ -275,6 +302,7 @@ impl Consumer {
                 request_timeout: cfg.client.request_timeout(),
                 retry_backoff: cfg.client.retry_backoff().max(Duration::from_millis(10)),
                 rack: cfg.client_rack.clone().unwrap_or_default(),
+                preferred_replica_ttl: cfg.client.metadata_max_age(),
             },
             Arc::clone(&metrics),
         )?;
@@ -287,6 +315,7 @@ impl Consumer {
             None => None,
         };
         let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
+        let (bg_tx, bg_rx) = crossbeam_channel::unbounded();
         Ok(Consumer {
             read_options: ReadOptions {
                 check_crcs: cfg.check_crcs,
@@ -300,12 +329,19 @@ impl Consumer {
             kind: SubKind::None,
             pattern_topics: BTreeSet::new(),
             pattern_snapshot: None,
+            pattern_version: 0,
+            sub_epoch: 0,
             assignment: BTreeMap::new(),
             queue: VecDeque::new(),
             cursor: None,
             next_epoch: 1,
             need_positions: false,
             positions_retry_at: None,
+            positions_in_flight: false,
+            coordinator_in_flight: false,
+            deferred_commits: Vec::new(),
+            bg_tx,
+            bg_rx,
             listener: None,
             stashed_events: VecDeque::new(),
             commit_tx,
@@ -361,7 +397,7 @@ impl Consumer {
         }
         self.kind = SubKind::Topics(topics.clone());
         if let Some(g) = &self.group {
-            g.subscribe(topics);
+            g.subscribe(self.sub_epoch, topics);
         }
         Ok(())
     }
@@ -381,6 +417,7 @@ impl Consumer {
         self.assigned_once = false;
         self.kind = SubKind::Pattern(pattern);
         self.pattern_snapshot = None;
+        self.pattern_version = self.cluster.metadata_version();
         let snap = self.cluster.refresh(TopicSelection::All)?;
         self.check_pattern(&snap);
         Ok(())
@@ -431,31 +468,43 @@ impl Consumer {
             );
             self.pattern_topics = matched.clone();
             if let Some(g) = &self.group {
-                g.subscribe(matched);
+                g.subscribe(self.sub_epoch, matched);
             }
         }
     }
 
     /// Leaves the group (revoking every partition: auto-commit, then the
-    /// listener) or drops the manual assignment.
+    /// listener) or drops the manual assignment (committing its positions
+    /// first with `enable_auto_commit`).
     pub fn unsubscribe(&mut self) {
         self.sync_cursor();
         let subscribed = matches!(self.kind, SubKind::Topics(_) | SubKind::Pattern(_));
-        if let Some(g) = &self.group {
-            if subscribed {
-                // Events for the old membership no longer apply.
-                while g.events.try_recv().is_ok() {}
-                self.stashed_events
-                    .retain(|e| matches!(e, GroupEvent::Fatal(_)));
-                g.shared.commit_due.store(false, Ordering::Release);
-                g.subscribe(BTreeSet::new());
-                g.ack();
-            }
-        }
         let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
-        if subscribed && !all.is_empty() {
-            self.revoke(&all);
+        if subscribed {
+            // Revoke (commit) while still a member, then leave.
+            if !all.is_empty() {
+                self.revoke(&all);
+            }
+            // A new epoch: the group thread leaves and starts over even if
+            // the next subscribe names the same topics, and the events it
+            // sent for the old membership are dropped when they come.
+            self.sub_epoch += 1;
+            self.stashed_events
+                .retain(|m| matches!(m.event, GroupEvent::Fatal(_) | GroupEvent::CommitDue));
+            if let Some(g) = &self.group {
+                g.subscribe(self.sub_epoch, BTreeSet::new());
+            }
         } else {
+            if !all.is_empty() && self.group.is_some() && self.cfg.enable_auto_commit {
+                // As a revocation does: the positions are committed before
+                // the partitions are forgotten.
+                let offsets = self.positions_of(&all);
+                if !offsets.is_empty() {
+                    if let Err(e) = self.commit_sync_inner(offsets) {
+                        log::warn!("auto-commit on unsubscribe failed: {e}");
+                    }
+                }
+            }
             for tp in &all {
                 self.drop_partition(tp);
             }
@@ -695,8 +744,7 @@ impl Consumer {
             .get(&tp)
             .is_some_and(|p| p.position.is_none())
         {
-            self.positions_retry_at = None;
-            self.update_positions()?;
+            self.update_positions_now()?;
         }
         self.assignment
             .get(&tp)
@@ -767,119 +815,117 @@ impl Consumer {
             .collect()
     }
 
-    /// Looks up positions: resets asked for, committed offsets, then
-    /// `auto_offset_reset`; starts fetching what got a position.
-    fn update_positions(&mut self) -> Result<()> {
-        if let Some(t) = self.positions_retry_at {
-            if Instant::now() < t {
-                return Ok(());
-            }
+    /// The partitions without a position, for a lookup.
+    fn wanted_positions(&self) -> Vec<positions::Wanted> {
+        self.assignment
+            .iter()
+            .filter(|(_, p)| p.position.is_none())
+            .map(|(tp, p)| positions::Wanted {
+                tp: tp.clone(),
+                epoch: p.epoch,
+                reset: p.pending_reset,
+            })
+            .collect()
+    }
+
+    fn lookup_ctx(&self) -> positions::LookupCtx {
+        positions::LookupCtx {
+            cluster: Arc::clone(&self.cluster),
+            group: self.group.as_ref().map(|g| g.handle().clone()),
+            isolation_level: self.cfg.isolation_level.as_i8(),
+            require_stable: self.cfg.isolation_level == IsolationLevel::ReadCommitted,
+            policy: self.cfg.auto_offset_reset,
+            timeout: self.cfg.client.request_timeout(),
+            backoff: self.backoff(),
+        }
+    }
+
+    /// Starts looking up the missing positions in the background (resets
+    /// asked for, committed offsets, then `auto_offset_reset`), unless a
+    /// lookup runs already or the last one failed less than a backoff ago.
+    fn start_position_lookup(&mut self) {
+        if self.positions_in_flight {
+            return;
+        }
+        if self.positions_retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
         }
         self.need_positions = false;
         self.positions_retry_at = None;
-        let timeout = self.cfg.client.request_timeout();
-        let mut resets: Vec<(TopicPartition, i64)> = Vec::new();
-        let mut unknown: Vec<TopicPartition> = Vec::new();
-        for (tp, p) in &self.assignment {
-            if p.position.is_some() {
-                continue;
-            }
-            match p.pending_reset {
-                Some(ts) => resets.push((tp.clone(), ts)),
-                None => unknown.push(tp.clone()),
+        let wanted = self.wanted_positions();
+        if wanted.is_empty() {
+            return;
+        }
+        let ctx = self.lookup_ctx();
+        let tx = self.bg_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-consumer-offsets".into())
+            .spawn(move || {
+                let _ = tx.send(Background::Positions(positions::look_up(&ctx, wanted)));
+            });
+        match spawned {
+            Ok(_) => self.positions_in_flight = true,
+            Err(e) => {
+                log::warn!("cannot start a thread to look up positions: {e}");
+                self.need_positions = true;
+                self.positions_retry_at = Some(Instant::now() + self.backoff());
             }
         }
-        if resets.is_empty() && unknown.is_empty() {
+    }
+
+    /// Looks up the missing positions on this thread (blocking).
+    fn update_positions_now(&mut self) -> Result<()> {
+        self.need_positions = false;
+        self.positions_retry_at = None;
+        let wanted = self.wanted_positions();
+        if wanted.is_empty() {
             return Ok(());
         }
-        let mut no_offset = Vec::new();
-        if !unknown.is_empty() {
-            let committed = match &self.group {
-                Some(_) => match self.committed_inner(&unknown) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        self.need_positions = true;
-                        self.positions_retry_at = Some(Instant::now() + self.backoff());
-                        if e.is_retriable() {
-                            log::debug!("fetching committed offsets failed (retrying): {e}");
-                            return Ok(());
-                        }
-                        return Err(e);
-                    }
-                },
-                None => HashMap::new(),
-            };
-            for tp in unknown {
-                match committed.get(&tp) {
-                    Some(om) => {
-                        log::debug!("{tp}: starting at committed offset {}", om.offset);
-                        self.set_position(&tp, om.offset, om.leader_epoch);
-                    }
-                    None => match self.cfg.auto_offset_reset {
-                        AutoOffsetReset::Earliest => resets.push((tp, EARLIEST)),
-                        AutoOffsetReset::Latest => resets.push((tp, LATEST)),
-                        AutoOffsetReset::None => no_offset.push(tp),
-                    },
+        let out = positions::look_up(&self.lookup_ctx(), wanted);
+        self.apply_positions(out)
+    }
+
+    /// Takes a lookup's outcome: positions still wanted (same epoch, none
+    /// set meanwhile) start fetching; failures are retried after a backoff.
+    fn apply_positions(&mut self, out: positions::Outcome) -> Result<()> {
+        let incomplete = out.incomplete();
+        for f in out.found {
+            let current = self
+                .assignment
+                .get(&f.tp)
+                .is_some_and(|p| p.epoch == f.epoch && p.position.is_none());
+            if current {
+                log::debug!("{}: starting at offset {} ({})", f.tp, f.offset, f.source);
+                self.set_position(&f.tp, f.offset, f.leader_epoch);
+            }
+        }
+        for (tp, epoch, ts) in out.resets_left {
+            if let Some(p) = self.assignment.get_mut(&tp) {
+                if p.epoch == epoch && p.position.is_none() {
+                    p.pending_reset = Some(ts);
                 }
             }
         }
-        if !resets.is_empty() {
-            let found = list_offsets(
-                &self.cluster,
-                self.cfg.isolation_level.as_i8(),
-                &resets,
-                timeout,
-            );
-            match found {
-                Ok(found) => {
-                    for (tp, ts) in resets {
-                        // Still wanted? (A seek may have happened meanwhile.)
-                        if self
-                            .assignment
-                            .get(&tp)
-                            .map_or(true, |p| p.position.is_some())
-                        {
-                            continue;
-                        }
-                        match found.get(&tp).copied().flatten() {
-                            Some(o) => {
-                                log::debug!(
-                                    "{tp}: reset to {} offset {}",
-                                    if ts == EARLIEST { "earliest" } else { "latest" },
-                                    o.offset
-                                );
-                                self.set_position(&tp, o.offset, o.leader_epoch);
-                            }
-                            None => {
-                                if let Some(p) = self.assignment.get_mut(&tp) {
-                                    p.pending_reset = Some(ts);
-                                }
-                                self.need_positions = true;
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    for (tp, ts) in resets {
-                        if let Some(p) = self.assignment.get_mut(&tp) {
-                            if p.position.is_none() {
-                                p.pending_reset = Some(ts);
-                            }
-                        }
-                    }
-                    self.need_positions = true;
-                    self.positions_retry_at = Some(Instant::now() + self.backoff());
-                    if !e.is_retriable() {
-                        return Err(e);
-                    }
-                    log::debug!("looking up reset offsets failed (retrying): {e}");
-                }
-            }
-        }
-        if !no_offset.is_empty() {
-            self.need_positions = true;
+        self.need_positions = self.assignment.values().any(|p| p.position.is_none());
+        if incomplete {
             self.positions_retry_at = Some(Instant::now() + self.backoff());
-            let tp = &no_offset[0];
+        }
+        if let Some(e) = out.error {
+            if !e.is_retriable() {
+                return Err(e);
+            }
+            log::debug!("looking up positions failed (retrying): {e}");
+        }
+        let no_offset: Vec<TopicPartition> = out
+            .no_offset
+            .into_iter()
+            .filter(|tp| {
+                self.assignment
+                    .get(tp)
+                    .is_some_and(|p| p.position.is_none())
+            })
+            .collect();
+        if let Some(tp) = no_offset.first() {
             return Err(Error::new(
                 ErrorKind::NoOffset,
                 format!(
@@ -895,6 +941,22 @@ impl Consumer {
             .with_partition(&*tp.topic, tp.partition));
         }
         Ok(())
+    }
+
+    /// Takes the answer of a background lookup.
+    fn handle_background(&mut self, b: Background) {
+        match b {
+            Background::Positions(out) => {
+                self.positions_in_flight = false;
+                if let Err(e) = self.apply_positions(out) {
+                    self.pending_errors.push_back(e);
+                }
+            }
+            Background::Coordinator(found) => {
+                self.coordinator_in_flight = false;
+                self.send_deferred_commits(found);
+            }
+        }
     }
 
     fn backoff(&self) -> Duration {
@@ -954,19 +1016,37 @@ impl Consumer {
     }
 
     /// Whether background work waits (group events, commit answers,
-    /// positions to look up).
+    /// positions to look up, a metadata refresh for a pattern).
     #[inline]
     fn attention(&self) -> bool {
-        self.need_positions
+        (self.need_positions && !self.positions_in_flight)
+            || !self.bg_rx.is_empty()
             || !self.stashed_events.is_empty()
             || !self.finished_commits.is_empty()
             || (!self.pending_commits.is_empty() && !self.commit_rx.is_empty())
             || self.group.as_ref().is_some_and(|g| !g.events.is_empty())
             || !self.pending_errors.is_empty()
+            || (matches!(self.kind, SubKind::Pattern(_))
+                && self.cluster.metadata_version() != self.pattern_version)
+    }
+
+    /// The fatal group error, once there is one: every later read returns
+    /// it (a fenced or unauthorized member must not go on processing).
+    fn fatal_error(&mut self) -> Option<Error> {
+        let e = self.fatal.clone()?;
+        // Nothing the group thread sent matters any more.
+        if let Some(g) = &self.group {
+            while g.events.try_recv().is_ok() {}
+        }
+        self.stashed_events.clear();
+        Some(e)
     }
 
     /// The next record; `None` when `wait` passes without one.
     fn next_message(&mut self, wait: Wait) -> Option<Result<Message>> {
+        if let Some(e) = self.fatal_error() {
+            return Some(Err(e));
+        }
         let mut wait = wait;
         let mut join_deadline: Option<Instant> = None;
         loop {
@@ -974,7 +1054,13 @@ impl Consumer {
             if let Some(g) = &self.group {
                 g.polled(self.polls);
             }
-            if self.attention() {
+            // Background work only when a read starts, never while `poll`
+            // fills its batch (`Wait::Now`): an auto-commit then would
+            // commit records the caller has not received yet, and a
+            // revocation would run while records of the revoked partitions
+            // wait in the batch. What comes meanwhile waits for the next
+            // read.
+            if !matches!(wait, Wait::Now) && self.attention() {
                 if let Some(e) = self.pending_errors.pop_front() {
                     return Some(Err(e));
                 }
@@ -1065,14 +1151,19 @@ impl Consumer {
                         self.queue.extend(chunk.parts);
                     }
                 }
-                recv(events) -> e => {
-                    if let Ok(e) = e {
-                        self.stashed_events.push_back(e);
+                recv(events) -> m => {
+                    if let Ok(m) = m {
+                        self.stashed_events.push_back(m);
                     }
                 }
                 recv(self.commit_rx) -> c => {
                     if let Ok(c) = c {
                         self.finish_async_commit(c);
+                    }
+                }
+                recv(self.bg_rx) -> b => {
+                    if let Ok(b) = b {
+                        self.handle_background(b);
                     }
                 }
                 default(until.saturating_duration_since(now)) => {}
@@ -1155,31 +1246,47 @@ impl Consumer {
         while let Ok(c) = self.commit_rx.try_recv() {
             self.finish_async_commit(c);
         }
+        while let Ok(b) = self.bg_rx.try_recv() {
+            self.handle_background(b);
+        }
         self.run_commit_callbacks();
         if let Some(g) = &self.group {
-            while let Ok(e) = g.events.try_recv() {
-                self.stashed_events.push_back(e);
+            while let Ok(m) = g.events.try_recv() {
+                self.stashed_events.push_back(m);
             }
         }
-        while let Some(e) = self.stashed_events.pop_front() {
-            self.handle_event(e)?;
+        while let Some(m) = self.stashed_events.pop_front() {
+            self.handle_event(m)?;
         }
         if matches!(self.kind, SubKind::Pattern(_)) {
+            self.pattern_version = self.cluster.metadata_version();
             let snap = self.cluster.metadata();
             self.check_pattern(&snap);
         }
         if self.need_positions {
-            self.update_positions()?;
+            self.start_position_lookup();
         }
-        Ok(())
+        match self.pending_errors.pop_front() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
-    fn handle_event(&mut self, e: GroupEvent) -> Result<()> {
-        match e {
+    fn handle_event(&mut self, m: GroupMsg) -> Result<()> {
+        let current = m.epoch == self.sub_epoch;
+        match m.event {
+            GroupEvent::Revoke(_) | GroupEvent::Assigned { .. } | GroupEvent::Lost(_)
+                if !current =>
+            {
+                // About a membership given up by unsubscribe(): its
+                // partitions were revoked then. Not acknowledged either: the
+                // group thread started over.
+                log::debug!("dropping a group event of an earlier subscription");
+            }
             GroupEvent::Revoke(parts) => {
                 self.revoke(&parts);
                 if let Some(g) = &self.group {
-                    g.ack();
+                    g.ack(m.id);
                 }
             }
             GroupEvent::Assigned { added, revoked } => {
@@ -1195,7 +1302,7 @@ impl Consumer {
                 self.cluster.add_interest(added.iter().map(|tp| &*tp.topic));
                 self.call_listener(|l, c| l.on_partitions_assigned(c, &added));
                 if let Some(g) = &self.group {
-                    g.ack();
+                    g.ack(m.id);
                 }
             }
             GroupEvent::Lost(parts) => {
@@ -1212,7 +1319,21 @@ impl Consumer {
                 self.auto_commit();
             }
             GroupEvent::Fatal(e) => {
+                // The consumer cannot go on (fenced, unauthorized, ...): its
+                // partitions may belong to another member now, so they are
+                // lost, and every later read returns this error.
                 self.fatal = Some(e.clone());
+                self.sync_cursor();
+                let all: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+                if !all.is_empty() {
+                    if matches!(self.kind, SubKind::Topics(_) | SubKind::Pattern(_)) {
+                        self.call_listener(|l, c| l.on_partitions_lost(c, &all));
+                    }
+                    for tp in &all {
+                        self.drop_partition(tp);
+                    }
+                }
+                self.queue.clear();
                 return Err(e);
             }
         }
@@ -1435,6 +1556,18 @@ impl Consumer {
         let Some(group) = &self.group else {
             return;
         };
+        let Some(conn) = group.handle().ready_coordinator(&self.cluster) else {
+            // Finding (or connecting to) the coordinator blocks: it runs in
+            // the background, and the commit goes out when it is done.
+            self.auto_commit_in_flight |= auto;
+            self.deferred_commits.push(DeferredCommit {
+                offsets,
+                callback,
+                auto,
+            });
+            self.start_coordinator_lookup();
+            return;
+        };
         let member = group.member();
         let timeout = self.cfg.client.request_timeout();
         let list: Vec<(TopicPartition, OffsetAndMetadata)> = offsets
@@ -1442,18 +1575,26 @@ impl Consumer {
             .map(|(t, o)| (t.clone(), o.clone()))
             .collect();
         let token = self.next_token;
-        let sent = group.coordinator(&self.cluster, timeout).and_then(|conn| {
-            let version = conn.versions()?.negotiate::<OffsetCommitRequest>()?;
-            let request = commit_request(version, &member, &list);
-            conn.submit(
-                &request,
-                Some(version),
-                true,
-                timeout,
-                Reply::new(self.commit_tx.clone(), token),
-            )?;
-            Ok(version)
-        });
+        let sent = conn
+            .known_versions()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Disconnected,
+                    "the coordinator connection was reset",
+                )
+            })
+            .and_then(|v| v.negotiate::<OffsetCommitRequest>())
+            .and_then(|version| {
+                let request = commit_request(version, &member, &list);
+                conn.submit(
+                    &request,
+                    Some(version),
+                    true,
+                    timeout,
+                    Reply::new(self.commit_tx.clone(), token),
+                )?;
+                Ok(version)
+            });
         match sent {
             Ok(version) => {
                 self.next_token += 1;
@@ -1478,6 +1619,60 @@ impl Consumer {
                 }
                 if let Some(cb) = callback {
                     self.finished_commits.push((cb, offsets, Err(e)));
+                }
+            }
+        }
+    }
+
+    /// Looks the coordinator up (and connects to it) in the background, for
+    /// the commits waiting for it.
+    fn start_coordinator_lookup(&mut self) {
+        if self.coordinator_in_flight {
+            return;
+        }
+        let Some(group) = &self.group else {
+            return;
+        };
+        let handle = group.handle().clone();
+        let cluster = Arc::clone(&self.cluster);
+        let timeout = self.cfg.client.request_timeout();
+        let tx = self.bg_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-consumer-coordinator".into())
+            .spawn(move || {
+                let found = handle
+                    .coordinator(&cluster, timeout)
+                    .and_then(|conn| conn.versions().map(|_| ()));
+                if found.is_err() {
+                    handle.coordinator_failed();
+                }
+                let _ = tx.send(Background::Coordinator(found));
+            });
+        match spawned {
+            Ok(_) => self.coordinator_in_flight = true,
+            Err(e) => self.send_deferred_commits(Err(Error::io(
+                "spawning a thread to find the group coordinator",
+                e,
+            ))),
+        }
+    }
+
+    /// Sends the commits that waited for the coordinator, or fails them.
+    fn send_deferred_commits(&mut self, found: Result<()>) {
+        for d in std::mem::take(&mut self.deferred_commits) {
+            if d.auto {
+                self.auto_commit_in_flight = false;
+            }
+            match &found {
+                Ok(()) => self.commit_async_inner(d.offsets, d.callback, d.auto),
+                Err(e) => {
+                    self.metrics.commit_errors.fetch_add(1, Ordering::Relaxed);
+                    if d.auto {
+                        log::warn!("auto-commit failed: {e}");
+                    }
+                    if let Some(cb) = d.callback {
+                        self.finished_commits.push((cb, d.offsets, Err(e.clone())));
+                    }
                 }
             }
         }
@@ -1531,31 +1726,14 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<HashMap<TopicPartition, OffsetAndMetadata>> {
         let group = self.require_group()?;
-        let timeout = self.cfg.client.request_timeout();
-        let deadline = Instant::now() + timeout;
-        let require_stable = self.cfg.isolation_level == IsolationLevel::ReadCommitted;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let attempt = group.coordinator(&self.cluster, left).and_then(|conn| {
-                fetch_committed(&conn, &group.member(), require_stable, partitions, left)
-            });
-            match attempt {
-                Ok(c) => return Ok(c),
-                Err(e)
-                    if !left.is_zero()
-                        && (e
-                            .kafka_code()
-                            .is_some_and(|c| c.is_coordinator_error() || c.is_retriable())
-                            || (e.kafka_code().is_none() && e.is_retriable())) =>
-                {
-                    if e.kafka_code().map_or(true, |c| c.is_coordinator_error()) {
-                        group.coordinator_failed();
-                    }
-                    std::thread::sleep(self.backoff().min(left));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        positions::committed(
+            &self.cluster,
+            group.handle(),
+            self.cfg.isolation_level == IsolationLevel::ReadCommitted,
+            partitions,
+            self.cfg.client.request_timeout(),
+            self.backoff(),
+        )
     }
 
     /// The committed offset of `partition` (`None`: nothing committed).
@@ -1748,6 +1926,9 @@ impl Consumer {
                 Err(_) => break,
             }
         }
+        self.send_deferred_commits(Err(Error::closed(
+            "the consumer closed before the group coordinator was found",
+        )));
         self.run_commit_callbacks();
         let subscribed = matches!(self.kind, SubKind::Topics(_) | SubKind::Pattern(_));
         if subscribed && !self.assignment.is_empty() && self.fatal.is_none() {

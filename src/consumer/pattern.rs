@@ -59,6 +59,20 @@ pub(crate) struct Pattern {
 /// short, so only a pathological pattern gets near it.
 const STEP_LIMIT: usize = 1_000_000;
 
+/// Groups nest at most this deep: parsing recurses once per group.
+const MAX_NESTING: usize = 100;
+
+/// Matching gives up (no match) when its recursion gets this deep (one
+/// level per pattern element matched along the way, plus one per
+/// repetition), far below what a thread's stack holds.
+const DEPTH_LIMIT: usize = 1_000;
+
+/// The counters that bound one match.
+struct Budget {
+    steps: usize,
+    depth: usize,
+}
+
 impl Pattern {
     /// Compiles `source`; errors name the position of the problem.
     pub(crate) fn new(source: &str) -> Result<Pattern> {
@@ -66,6 +80,7 @@ impl Pattern {
         let mut p = Parser {
             chars: &chars,
             pos: 0,
+            depth: 0,
         };
         let root = p.alternation()?;
         if p.pos != chars.len() {
@@ -85,15 +100,17 @@ impl Pattern {
     /// Whether the whole of `text` matches.
     pub(crate) fn matches(&self, text: &str) -> bool {
         let chars: Vec<char> = text.chars().collect();
-        let mut steps = 0usize;
+        let mut budget = Budget { steps: 0, depth: 0 };
         let end = chars.len();
-        matches(&self.root, &chars, 0, &mut steps, &mut |p, _| p == end)
+        matches(&self.root, &chars, 0, &mut budget, &mut |p, _| p == end)
     }
 }
 
 struct Parser<'a> {
     chars: &'a [char],
     pos: usize,
+    /// Groups open around `pos`.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -207,12 +224,17 @@ impl Parser<'_> {
             '^' => Node::Start,
             '$' => Node::End,
             '(' => {
+                if self.depth >= MAX_NESTING {
+                    return Err(self.error(&format!("groups nested more than {MAX_NESTING} deep")));
+                }
                 if self.chars.get(self.pos..self.pos + 2) == Some(&['?', ':']) {
                     self.pos += 2;
                 } else if self.peek() == Some('?') {
                     return Err(self.error("only `(?:...)` groups are supported"));
                 }
+                self.depth += 1;
                 let inner = self.alternation()?;
+                self.depth -= 1;
                 if self.peek() != Some(')') {
                     return Err(self.error("missing `)`"));
                 }
@@ -316,13 +338,33 @@ fn matches(
     node: &Node,
     text: &[char],
     pos: usize,
-    steps: &mut usize,
-    k: &mut dyn FnMut(usize, &mut usize) -> bool,
+    steps: &mut Budget,
+    k: &mut dyn FnMut(usize, &mut Budget) -> bool,
 ) -> bool {
-    *steps += 1;
-    if *steps > STEP_LIMIT {
+    steps.steps += 1;
+    if steps.steps > STEP_LIMIT || steps.depth >= DEPTH_LIMIT {
         return false;
     }
+    steps.depth += 1;
+    let marker = 0u8;
+    if steps.depth == 1 || steps.depth == 501 {
+        eprintln!(
+            "DEPTH {} ADDR {}",
+            steps.depth, &marker as *const u8 as usize
+        );
+    }
+    let found = match_node(node, text, pos, steps, k);
+    steps.depth -= 1;
+    found
+}
+
+fn match_node(
+    node: &Node,
+    text: &[char],
+    pos: usize,
+    steps: &mut Budget,
+    k: &mut dyn FnMut(usize, &mut Budget) -> bool,
+) -> bool {
     match node {
         Node::Char(c) => text.get(pos) == Some(c) && k(pos + 1, steps),
         Node::Any => pos < text.len() && text[pos] != '\n' && k(pos + 1, steps),
@@ -342,8 +384,8 @@ fn concat(
     items: &[Node],
     text: &[char],
     pos: usize,
-    steps: &mut usize,
-    k: &mut dyn FnMut(usize, &mut usize) -> bool,
+    steps: &mut Budget,
+    k: &mut dyn FnMut(usize, &mut Budget) -> bool,
 ) -> bool {
     match items.split_first() {
         None => k(pos, steps),
@@ -361,8 +403,8 @@ fn repeat(
     count: u32,
     text: &[char],
     pos: usize,
-    steps: &mut usize,
-    k: &mut dyn FnMut(usize, &mut usize) -> bool,
+    steps: &mut Budget,
+    k: &mut dyn FnMut(usize, &mut Budget) -> bool,
 ) -> bool {
     // Greedy: one more iteration first (if allowed and it consumes input),
     // then stop here.
@@ -426,5 +468,31 @@ mod tests {
     fn pathological_patterns_terminate() {
         let p = Pattern::new("(a*)*(a*)*(a*)*c").unwrap();
         assert!(!p.matches(&"a".repeat(40)));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = Pattern::new(&deep).unwrap_err();
+        assert!(e.to_string().contains("nested"), "{e}");
+        let ok = format!("{}a{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(Pattern::new(&ok).unwrap().matches("a"));
+    }
+
+    #[test]
+    fn long_patterns_match_within_a_small_stack() {
+        // Each optional element matches empty: the recursion is as deep as
+        // the pattern is long. Run on a thread with a small stack.
+        let p = Pattern::new(&"a?".repeat(200_000)).unwrap();
+        let short = Pattern::new(&format!("{}b", "a?".repeat(100))).unwrap();
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || {
+                assert!(!p.matches("b"), "gives up instead of overflowing");
+                assert!(short.matches("aab"));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -83,6 +83,20 @@ pub(super) fn run(r: &mut Runner) {
             }
             return;
         }
+        if r.take_restart() {
+            // The consumer unsubscribed since: it revoked and forgot every
+            // partition, and events about them are void. Leave, so that a
+            // subscription to the same topics joins afresh instead of
+            // carrying on with partitions the consumer no longer reads.
+            m.owned.clear();
+            m.last_assignment.clear();
+            m.rejoin_after_ack = false;
+            if !m.member_id.is_empty() || m.stable {
+                m.leave(r, "the consumer unsubscribed");
+            }
+            m.needs_join = true;
+        }
+        r.acked = false;
         if r.subscription != old_subscription && !r.subscription.is_empty() {
             m.needs_join = true;
         }
@@ -97,7 +111,7 @@ pub(super) fn run(r: &mut Runner) {
             );
             m.leave(r, "consumer poll timeout has expired");
             m.lose(r);
-            r.awaiting_ack = false;
+            r.awaiting_ack = None;
             r.left_at_polls = Some(r.shared.polls.load(std::sync::atomic::Ordering::Relaxed));
         }
         if r.left_at_polls.is_some() && r.polled_since_leaving() {
@@ -109,21 +123,30 @@ pub(super) fn run(r: &mut Runner) {
             continue;
         }
         if r.subscription.is_empty() {
-            if in_group {
-                // Unsubscribed: the consumer revoked its partitions already.
-                m.owned.clear();
-                m.leave(r, "the consumer unsubscribed");
+            // A pattern that matches no topic any more (an unsubscribe
+            // restarts above): give the partitions back, then leave.
+            if !m.owned.is_empty() && !r.awaiting() {
+                let all: Vec<TopicPartition> = std::mem::take(&mut m.owned).into_iter().collect();
+                r.emit_for_ack(GroupEvent::Revoke(all));
+            } else if in_group && !r.awaiting() {
+                m.leave(r, "the subscription matches no topic");
             }
             r.wait(r.next_timer(now + Duration::from_secs(1)));
             continue;
         }
-        if r.awaiting_ack {
-            if m.stable && now >= m.next_heartbeat {
-                if let Some(conn) = r.ensure_coordinator() {
-                    m.heartbeat(r, &conn);
+        if r.awaiting() {
+            // Heartbeat while the consumer works on the event.
+            let mut wake = now + Duration::from_secs(1);
+            if m.stable {
+                if now >= m.next_heartbeat {
+                    if let Some(conn) = r.ensure_coordinator() {
+                        m.heartbeat(r, &conn);
+                        continue;
+                    }
                 }
+                wake = ack_wait_wake(now, m.next_heartbeat, r.coordinator_retry_at, wake);
             }
-            r.wait(r.next_timer(m.next_heartbeat.min(now + Duration::from_secs(1))));
+            r.wait(r.next_timer(wake));
             continue;
         }
         if m.rejoin_after_ack {
@@ -144,8 +167,7 @@ pub(super) fn run(r: &mut Runner) {
         if m.needs_join {
             if m.eager && !m.owned.is_empty() {
                 let all: Vec<TopicPartition> = std::mem::take(&mut m.owned).into_iter().collect();
-                r.emit(GroupEvent::Revoke(all));
-                r.awaiting_ack = true;
+                r.emit_for_ack(GroupEvent::Revoke(all));
                 continue;
             }
             m.join_and_sync(r, &conn);
@@ -164,6 +186,24 @@ pub(super) fn run(r: &mut Runner) {
         }
         r.wait(r.next_timer(m.next_heartbeat));
     }
+}
+
+/// When to wake while waiting for the consumer's acknowledgement as a
+/// stable member: for the next heartbeat, or when the coordinator may be
+/// looked up again if a due heartbeat found none; never in the past (that
+/// would spin), never after `latest`.
+fn ack_wait_wake(
+    now: Instant,
+    next_heartbeat: Instant,
+    coordinator_retry_at: Option<Instant>,
+    latest: Instant,
+) -> Instant {
+    let due = if next_heartbeat > now {
+        next_heartbeat
+    } else {
+        coordinator_retry_at.unwrap_or(now)
+    };
+    due.max(now + Duration::from_millis(1)).min(latest)
 }
 
 impl Classic {
@@ -431,8 +471,7 @@ impl Classic {
             // Cooperative: give these up, then rejoin so they can move.
             self.rejoin_after_ack = true;
         }
-        r.emit(GroupEvent::Assigned { added, revoked });
-        r.awaiting_ack = true;
+        r.emit_for_ack(GroupEvent::Assigned { added, revoked });
     }
 
     /// The leader's assignment for every member.
@@ -632,5 +671,30 @@ impl Classic {
             ),
             Err(e) => log::debug!("group `{}`: LeaveGroup failed: {e}", r.group_id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_for_an_ack_never_wakes_in_the_past() {
+        let now = Instant::now();
+        let second = now + Duration::from_secs(1);
+        let ms = Duration::from_millis(1);
+        // A heartbeat ahead: wake for it.
+        let hb = now + Duration::from_millis(300);
+        assert_eq!(ack_wait_wake(now, hb, None, second), hb);
+        // A heartbeat due but no coordinator: wake when it may be looked
+        // up again, not every millisecond.
+        let retry = now + Duration::from_millis(100);
+        let past = now.checked_sub(Duration::from_secs(5)).unwrap_or(now);
+        assert_eq!(ack_wait_wake(now, past, Some(retry), second), retry);
+        assert!(ack_wait_wake(now, past, None, second) >= now + ms);
+        assert_eq!(
+            ack_wait_wake(now, now + Duration::from_secs(9), None, second),
+            second
+        );
     }
 }

@@ -105,6 +105,20 @@ pub(super) fn run(r: &mut Runner) {
             return;
         }
         let now = Instant::now();
+        if r.take_restart() {
+            // The consumer unsubscribed since and forgot every partition:
+            // leave, and join afresh (epoch 0) for the new subscription.
+            m.owned.clear();
+            m.target = None;
+            if m.joined {
+                m.leave(r);
+            }
+            m.next_heartbeat = now;
+        }
+        if std::mem::take(&mut r.acked) {
+            // The consumer took the new assignment: report it at once.
+            m.next_heartbeat = now;
+        }
         if r.subscription != old {
             m.next_heartbeat = now;
         }
@@ -117,7 +131,7 @@ pub(super) fn run(r: &mut Runner) {
             );
             m.leave(r);
             m.lose(r);
-            r.awaiting_ack = false;
+            r.awaiting_ack = None;
             r.left_at_polls = Some(r.shared.polls.load(std::sync::atomic::Ordering::Relaxed));
         }
         if r.left_at_polls.is_some() && r.polled_since_leaving() {
@@ -129,8 +143,12 @@ pub(super) fn run(r: &mut Runner) {
             continue;
         }
         if r.subscription.is_empty() {
-            if m.joined {
-                m.owned.clear();
+            // A pattern that matches no topic any more (an unsubscribe
+            // restarts above): give the partitions back, then leave.
+            if !m.owned.is_empty() && !r.awaiting() {
+                let all: Vec<TopicPartition> = std::mem::take(&mut m.owned).into_iter().collect();
+                r.emit_for_ack(GroupEvent::Revoke(all));
+            } else if m.joined && !r.awaiting() {
                 m.leave(r);
             }
             r.wait(r.next_timer(now + Duration::from_secs(1)));
@@ -147,7 +165,7 @@ pub(super) fn run(r: &mut Runner) {
             r.wait(r.next_timer(now + r.backoff()));
             continue;
         };
-        if !r.awaiting_ack {
+        if !r.awaiting() {
             if let Some(target) = m.target.take() {
                 m.reconcile(r, target);
                 continue;
@@ -206,10 +224,9 @@ impl Member848 {
         }
         self.owned = new;
         Metrics::add(&r.metrics.rebalances, 1);
-        r.emit(GroupEvent::Assigned { added, revoked });
-        r.awaiting_ack = true;
-        // Report the new ownership as soon as the consumer has taken it.
-        self.next_heartbeat = Instant::now();
+        // The next heartbeat after the acknowledgement reports the new
+        // ownership (the run loop sends it at once).
+        r.emit_for_ack(GroupEvent::Assigned { added, revoked });
     }
 
     fn request(&self, r: &Runner, full: bool) -> ConsumerGroupHeartbeatRequest {
@@ -260,7 +277,7 @@ impl Member848 {
                 }
             }
         }
-        let request = self.request(r, !r.awaiting_ack || self.epoch == 0);
+        let request = self.request(r, !r.awaiting() || self.epoch == 0);
         let answer = r.call(conn, r.cfg.client.request_timeout(), |_| request);
         let answer = match answer {
             Ok(a) => a,
@@ -331,6 +348,8 @@ impl Member848 {
     fn leave(&mut self, r: &mut Runner) {
         let Some(conn) = r.coordinator.as_ref().map(|(_, c)| c.clone()) else {
             self.joined = false;
+            self.epoch = 0;
+            self.target = None;
             return;
         };
         let mut request = self.request(r, false);
@@ -351,6 +370,8 @@ impl Member848 {
         }
         self.joined = false;
         self.epoch = 0;
+        // A target received before leaving is void for the next membership.
+        self.target = None;
         r.set_member(&self.member_id, -1);
     }
 }

@@ -60,6 +60,18 @@ pub(crate) struct GroupShared {
     pub(crate) commit_due: AtomicBool,
 }
 
+/// One [`GroupEvent`] with what it belongs to.
+#[derive(Debug)]
+pub(crate) struct GroupMsg {
+    /// The subscription epoch (see [`GroupCmd::Subscribe`]) the group
+    /// thread was serving when it sent this: events of an earlier epoch are
+    /// about a membership the consumer has given up.
+    pub(crate) epoch: u64,
+    /// Numbers the events; [`GroupCmd::Ack`] names the one it acknowledges.
+    pub(crate) id: u64,
+    pub(crate) event: GroupEvent,
+}
+
 /// What the group thread asks of the consumer thread.
 #[derive(Debug)]
 pub(crate) enum GroupEvent {
@@ -82,10 +94,17 @@ pub(crate) enum GroupEvent {
 /// What the consumer thread tells the group thread.
 #[derive(Debug)]
 pub(crate) enum GroupCmd {
-    /// The topics to be a member for (empty: leave).
-    Subscribe(BTreeSet<String>),
-    /// The last Revoke/Assigned event was handled.
-    Ack,
+    /// The topics to be a member for (empty: leave). `epoch` changes each
+    /// time the consumer unsubscribes: a new epoch means the consumer has
+    /// revoked and forgotten everything, so the thread leaves the group (if
+    /// it is a member) before serving the new subscription, even when the
+    /// topics are the same as before.
+    Subscribe {
+        epoch: u64,
+        topics: BTreeSet<String>,
+    },
+    /// The Revoke/Assigned event `id` was handled.
+    Ack { id: u64 },
     /// Leave (unless `leave` is false or the member is static) and stop.
     Close { leave: bool, done: Sender<()> },
 }
@@ -94,10 +113,64 @@ pub(crate) enum GroupCmd {
 pub(crate) struct Group {
     pub(crate) shared: Arc<GroupShared>,
     cmd_tx: Sender<GroupCmd>,
-    pub(crate) events: Receiver<GroupEvent>,
+    pub(crate) events: Receiver<GroupMsg>,
     thread: Option<JoinHandle<()>>,
+    handle: GroupHandle,
+}
+
+/// What commits and committed-offset lookups need of the group, for any
+/// thread: its id, the member identity and the coordinator.
+#[derive(Clone)]
+pub(crate) struct GroupHandle {
+    shared: Arc<GroupShared>,
     group_id: String,
     instance_id: Option<String>,
+}
+
+impl GroupHandle {
+    /// The identity to commit with.
+    pub(crate) fn member(&self) -> Member {
+        let m = self.shared.member.lock();
+        Member {
+            group_id: self.group_id.clone(),
+            member_id: m.member_id.clone(),
+            generation: m.generation,
+            instance_id: self.instance_id.clone(),
+        }
+    }
+
+    /// The group id.
+    pub(crate) fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The coordinator's `Group` connection, looking it up (blocking, up to
+    /// `timeout`) if need be.
+    pub(crate) fn coordinator(&self, cluster: &Cluster, timeout: Duration) -> Result<Connection> {
+        let known = self.shared.member.lock().coordinator;
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let id = find_coordinator(cluster, &self.group_id, timeout)?;
+                self.shared.member.lock().coordinator = Some(id);
+                id
+            }
+        };
+        cluster.connection(id, Purpose::Group)
+    }
+
+    /// The coordinator's `Group` connection when the coordinator is known
+    /// and the connection has been set up (no I/O, never blocks).
+    pub(crate) fn ready_coordinator(&self, cluster: &Cluster) -> Option<Connection> {
+        let id = self.shared.member.lock().coordinator?;
+        let conn = cluster.connection(id, Purpose::Group).ok()?;
+        conn.known_versions().map(|_| conn)
+    }
+
+    /// Forgets the coordinator after a coordinator error.
+    pub(crate) fn coordinator_failed(&self) {
+        self.shared.member.lock().coordinator = None;
+    }
 }
 
 impl Group {
@@ -122,53 +195,47 @@ impl Group {
         });
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let now = Instant::now();
         let instance_id = cfg.group_instance_id.clone();
-        let mut runner = Runner {
-            group_id: group_id.clone(),
+        let mut runner = Runner::new(
+            group_id.clone(),
             cfg,
             cluster,
-            shared: Arc::clone(&shared),
+            Arc::clone(&shared),
             metrics,
             cmd_rx,
             event_tx,
-            done_tx,
-            done_rx,
-            next_token: 1,
-            pending: VecDeque::new(),
-            closing: None,
-            subscription: BTreeSet::new(),
-            awaiting_ack: false,
-            polls_seen: (0, now),
-            left_at_polls: None,
-            next_commit_due: None,
-            coordinator: None,
-            coordinator_retry_at: None,
-            fatal: false,
-        };
+        );
         let thread = std::thread::Builder::new()
             .name("kafka-consumer-group".into())
             .spawn(move || runner.run())
             .map_err(|e| Error::io("spawning the consumer's group thread", e))?;
         Ok(Group {
-            shared,
+            shared: Arc::clone(&shared),
             cmd_tx,
             events,
             thread: Some(thread),
-            group_id,
-            instance_id,
+            handle: GroupHandle {
+                shared,
+                group_id,
+                instance_id,
+            },
         })
     }
 
-    /// Tells the group thread which topics to be a member for.
-    pub(crate) fn subscribe(&self, topics: BTreeSet<String>) {
-        let _ = self.cmd_tx.send(GroupCmd::Subscribe(topics));
+    /// A handle for commits and lookups from any thread.
+    pub(crate) fn handle(&self) -> &GroupHandle {
+        &self.handle
     }
 
-    /// Acknowledges the last Revoke/Assigned event.
-    pub(crate) fn ack(&self) {
-        let _ = self.cmd_tx.send(GroupCmd::Ack);
+    /// Tells the group thread which topics to be a member for, in
+    /// subscription `epoch` (see [`GroupCmd::Subscribe`]).
+    pub(crate) fn subscribe(&self, epoch: u64, topics: BTreeSet<String>) {
+        let _ = self.cmd_tx.send(GroupCmd::Subscribe { epoch, topics });
+    }
+
+    /// Acknowledges the Revoke/Assigned event `id`.
+    pub(crate) fn ack(&self, id: u64) {
+        let _ = self.cmd_tx.send(GroupCmd::Ack { id });
     }
 
     /// Records a poll (for `max_poll_interval_ms`).
@@ -179,37 +246,22 @@ impl Group {
 
     /// The identity to commit with.
     pub(crate) fn member(&self) -> Member {
-        let m = self.shared.member.lock();
-        Member {
-            group_id: self.group_id.clone(),
-            member_id: m.member_id.clone(),
-            generation: m.generation,
-            instance_id: self.instance_id.clone(),
-        }
+        self.handle.member()
     }
 
     /// The group id.
     pub(crate) fn group_id(&self) -> &str {
-        &self.group_id
+        self.handle.group_id()
     }
 
     /// The coordinator's `Group` connection, looking it up if need be.
     pub(crate) fn coordinator(&self, cluster: &Cluster, timeout: Duration) -> Result<Connection> {
-        let known = self.shared.member.lock().coordinator;
-        let id = match known {
-            Some(id) => id,
-            None => {
-                let id = find_coordinator(cluster, &self.group_id, timeout)?;
-                self.shared.member.lock().coordinator = Some(id);
-                id
-            }
-        };
-        cluster.connection(id, Purpose::Group)
+        self.handle.coordinator(cluster, timeout)
     }
 
     /// Forgets the coordinator after a coordinator error.
     pub(crate) fn coordinator_failed(&self) {
-        self.shared.member.lock().coordinator = None;
+        self.handle.coordinator_failed();
     }
 
     /// Stops the group thread, leaving the group when `leave` (and the
@@ -271,7 +323,12 @@ pub(crate) fn find_coordinator(
             }
         }
         for id in ids {
+            // Each unreachable broker may cost a connect timeout: the
+            // deadline is for the whole lookup, not for each broker.
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             let conn = match cluster.connection(id, Purpose::General) {
                 Ok(c) => c,
                 Err(e) => {
@@ -342,14 +399,24 @@ pub(crate) struct Runner {
     shared: Arc<GroupShared>,
     metrics: Arc<Metrics>,
     cmd_rx: Receiver<GroupCmd>,
-    event_tx: Sender<GroupEvent>,
+    event_tx: Sender<GroupMsg>,
     done_tx: Sender<Completion>,
     done_rx: Receiver<Completion>,
     next_token: u64,
     pending: VecDeque<GroupCmd>,
     closing: Option<(bool, Sender<()>)>,
     subscription: BTreeSet<String>,
-    awaiting_ack: bool,
+    /// The epoch of the last Subscribe command.
+    sub_epoch: u64,
+    /// A Subscribe of a new epoch arrived: the protocol loop must drop what
+    /// it owns, leave, and start over (latched until the loop takes it).
+    restart: bool,
+    next_event_id: u64,
+    /// The id of the Revoke/Assigned event the consumer has not
+    /// acknowledged yet.
+    awaiting_ack: Option<u64>,
+    /// The awaited acknowledgement arrived (latched until the loop takes it).
+    acked: bool,
     polls_seen: (u64, Instant),
     /// The poll count when `max_poll_interval_ms` made us leave.
     left_at_polls: Option<u64>,
@@ -360,12 +427,52 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
+    fn new(
+        group_id: String,
+        cfg: Arc<ConsumerConfig>,
+        cluster: Arc<Cluster>,
+        shared: Arc<GroupShared>,
+        metrics: Arc<Metrics>,
+        cmd_rx: Receiver<GroupCmd>,
+        event_tx: Sender<GroupMsg>,
+    ) -> Runner {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        Runner {
+            group_id,
+            cfg,
+            cluster,
+            shared,
+            metrics,
+            cmd_rx,
+            event_tx,
+            done_tx,
+            done_rx,
+            next_token: 1,
+            pending: VecDeque::new(),
+            closing: None,
+            subscription: BTreeSet::new(),
+            sub_epoch: 0,
+            restart: false,
+            next_event_id: 1,
+            awaiting_ack: None,
+            acked: false,
+            polls_seen: (0, Instant::now()),
+            left_at_polls: None,
+            next_commit_due: None,
+            coordinator: None,
+            coordinator_retry_at: None,
+            fatal: false,
+        }
+    }
+
     fn run(&mut self) {
         if self.cfg.enable_auto_commit {
             self.next_commit_due = Some(Instant::now() + self.cfg.auto_commit_interval);
         }
         // Wait for a subscription (or a close) before looking anything up:
         // consumers that only assign partitions never need membership.
+        // The auto-commit timer runs meanwhile: a consumer with a group_id
+        // that assigns its partitions itself commits on the interval too.
         loop {
             self.handle_cmds();
             if let Some((_, done)) = self.closing.take() {
@@ -375,8 +482,12 @@ impl Runner {
             if !self.subscription.is_empty() {
                 break;
             }
-            self.wait(self.next_timer(Instant::now() + Duration::from_secs(1)));
+            let now = Instant::now();
+            self.tick(now);
+            self.wait(self.next_timer(now + Duration::from_secs(1)));
         }
+        // Nothing was owned yet: an unsubscribe so far changes nothing.
+        self.restart = false;
         let mut protocol = self.cfg.group_protocol;
         if protocol == GroupProtocol::Consumer {
             // Decide once the coordinator is known.
@@ -385,6 +496,13 @@ impl Runner {
                 if let Some((_, done)) = self.closing.take() {
                     let _ = done.send(());
                     return;
+                }
+                let now = Instant::now();
+                self.tick(now);
+                if self.fatal {
+                    // Reported once; only a close is left to wait for.
+                    self.wait(self.next_timer(now + Duration::from_secs(1)));
+                    continue;
                 }
                 if let Some(conn) = self.ensure_coordinator() {
                     match conn.versions() {
@@ -406,8 +524,9 @@ impl Runner {
                         }
                     }
                 }
-                self.wait(self.next_timer(Instant::now() + self.backoff()));
+                self.wait(self.next_timer(now + self.backoff()));
             }
+            self.restart = false;
         }
         match protocol {
             GroupProtocol::Classic => classic::run(self),
@@ -425,8 +544,37 @@ impl Runner {
             .max(Duration::from_millis(10))
     }
 
-    fn emit(&self, e: GroupEvent) {
-        let _ = self.event_tx.send(e);
+    /// Sends `e` to the consumer; returns its id.
+    fn emit(&mut self, event: GroupEvent) -> u64 {
+        let id = self.next_event_id;
+        self.next_event_id += 1;
+        let _ = self.event_tx.send(GroupMsg {
+            epoch: self.sub_epoch,
+            id,
+            event,
+        });
+        id
+    }
+
+    /// Sends `e` (a Revoke or Assigned) and waits for its acknowledgement.
+    fn emit_for_ack(&mut self, event: GroupEvent) {
+        let id = self.emit(event);
+        self.awaiting_ack = Some(id);
+    }
+
+    /// Whether an event waits for the consumer's acknowledgement.
+    fn awaiting(&self) -> bool {
+        self.awaiting_ack.is_some()
+    }
+
+    /// Takes the "subscription epoch changed" latch.
+    fn take_restart(&mut self) -> bool {
+        let r = std::mem::take(&mut self.restart);
+        if r {
+            self.awaiting_ack = None;
+            self.acked = false;
+        }
+        r
     }
 
     /// A fatal error: the consumer reports it and membership stops.
@@ -438,8 +586,21 @@ impl Runner {
 
     fn handle_cmd(&mut self, cmd: GroupCmd) {
         match cmd {
-            GroupCmd::Subscribe(topics) => self.subscription = topics,
-            GroupCmd::Ack => self.awaiting_ack = false,
+            GroupCmd::Subscribe { epoch, topics } => {
+                if epoch != self.sub_epoch {
+                    self.sub_epoch = epoch;
+                    self.restart = true;
+                }
+                self.subscription = topics;
+            }
+            GroupCmd::Ack { id } => {
+                // An acknowledgement of an event that no longer counts (its
+                // membership ended, or the consumer dropped it) is ignored.
+                if self.awaiting_ack == Some(id) {
+                    self.awaiting_ack = None;
+                    self.acked = true;
+                }
+            }
             GroupCmd::Close { leave, done } => self.closing = Some((leave, done)),
         }
     }
@@ -500,7 +661,10 @@ impl Runner {
         }
         if let Some(due) = self.next_commit_due {
             if now >= due {
-                self.next_commit_due = Some(now + self.cfg.auto_commit_interval);
+                // At least 1 ms: an interval of 0 must not make a timer that
+                // is always due.
+                let every = self.cfg.auto_commit_interval.max(Duration::from_millis(1));
+                self.next_commit_due = Some(now + every);
                 if !self.shared.commit_due.swap(true, Ordering::AcqRel) {
                     self.emit(GroupEvent::CommitDue);
                 }
@@ -550,12 +714,14 @@ impl Runner {
                 Some(conn)
             }
             Err(e) => {
+                self.coordinator_retry_at = Some(now + self.backoff());
                 if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) {
-                    self.fail(e);
+                    if !self.fatal {
+                        self.fail(e);
+                    }
                     return None;
                 }
                 log::debug!("group `{}`: {e}", self.group_id);
-                self.coordinator_retry_at = Some(now + self.backoff());
                 None
             }
         }
@@ -612,5 +778,112 @@ impl Runner {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::Consumer;
+
+    fn runner() -> (Runner, Sender<GroupCmd>, Receiver<GroupMsg>) {
+        let cfg = Consumer::builder()
+            .bootstrap_servers("127.0.0.1:1")
+            .group_id("g")
+            .auto_commit_interval_ms(0)
+            .config()
+            .unwrap();
+        let cluster = Cluster::new(cfg.client.clone(), false);
+        let shared = Arc::new(GroupShared {
+            member: Mutex::new(MemberState {
+                coordinator: None,
+                member_id: String::new(),
+                generation: -1,
+            }),
+            polls: AtomicU64::new(0),
+            commit_due: AtomicBool::new(false),
+        });
+        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+        let (event_tx, events) = crossbeam_channel::unbounded();
+        let r = Runner::new(
+            "g".into(),
+            Arc::new(cfg),
+            cluster,
+            shared,
+            Arc::new(Metrics::default()),
+            cmd_rx,
+            event_tx,
+        );
+        (r, cmd_tx, events)
+    }
+
+    fn topics(t: &[&str]) -> BTreeSet<String> {
+        t.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn unsubscribe_then_subscribe_in_one_batch_still_restarts() {
+        let (mut r, tx, events) = runner();
+        tx.send(GroupCmd::Subscribe {
+            epoch: 0,
+            topics: topics(&["t"]),
+        })
+        .unwrap();
+        r.handle_cmds();
+        assert!(!r.take_restart());
+        r.emit_for_ack(GroupEvent::Assigned {
+            added: vec![TopicPartition::new("t", 0)],
+            revoked: Vec::new(),
+        });
+        let sent = events.try_recv().unwrap();
+        assert_eq!(sent.epoch, 0);
+        // unsubscribe() and subscribe() back to back, seen together.
+        tx.send(GroupCmd::Subscribe {
+            epoch: 1,
+            topics: BTreeSet::new(),
+        })
+        .unwrap();
+        tx.send(GroupCmd::Subscribe {
+            epoch: 1,
+            topics: topics(&["t"]),
+        })
+        .unwrap();
+        r.handle_cmds();
+        assert_eq!(r.subscription, topics(&["t"]));
+        assert!(r.take_restart(), "the unsubscribe is not lost");
+        assert!(!r.awaiting(), "the old event's acknowledgement is void");
+        assert!(!r.take_restart());
+        r.emit(GroupEvent::CommitDue);
+        assert_eq!(events.try_recv().unwrap().epoch, 1);
+    }
+
+    #[test]
+    fn only_the_awaited_event_is_acknowledged() {
+        let (mut r, tx, _events) = runner();
+        r.emit_for_ack(GroupEvent::Revoke(Vec::new()));
+        let first = r.awaiting_ack.unwrap();
+        r.awaiting_ack = None;
+        r.emit_for_ack(GroupEvent::Revoke(Vec::new()));
+        let second = r.awaiting_ack.unwrap();
+        tx.send(GroupCmd::Ack { id: first }).unwrap();
+        r.handle_cmds();
+        assert!(r.awaiting(), "a late acknowledgement of an older event");
+        tx.send(GroupCmd::Ack { id: second }).unwrap();
+        r.handle_cmds();
+        assert!(!r.awaiting());
+        assert!(r.acked);
+    }
+
+    #[test]
+    fn an_interval_of_zero_does_not_make_an_always_due_timer() {
+        let (mut r, _tx, events) = runner();
+        let now = Instant::now();
+        r.next_commit_due = Some(now);
+        r.tick(now);
+        assert!(matches!(
+            events.try_recv().unwrap().event,
+            GroupEvent::CommitDue
+        ));
+        assert!(r.next_commit_due.unwrap() > now);
     }
 }

@@ -8,11 +8,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
 use kafka_blocking::consumer::Consumer;
-use kafka_blocking::{Client, ClientConfig, ErrorKind};
+use kafka_blocking::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_blocking::protocol::messages::{FetchRequest, FetchResponse};
+use kafka_blocking::protocol::{ApiKey, Uuid};
+use kafka_blocking::{Bytes, Client, ClientConfig, ErrorKind};
 
 use crate::consumer::produce_to;
-use crate::faults::Proxy;
+use crate::faults::{
+    fake_api_versions, fake_metadata, fake_records, FakeCluster, FakeServer, Proxy,
+};
 use crate::harness::{bootstrap, create_topic, external, unique_topic};
 
 /// A Tansu on 127.0.0.1 reachable only through a [`Proxy`]; killed on Drop.
@@ -209,4 +216,137 @@ fn a_cut_fetch_connection_loses_nothing() {
     }
     assert_eq!(offsets, (0..3000).collect::<Vec<i64>>());
     assert!(b.proxy.knobs.accepted.load(SeqCst) > before, "reconnected");
+}
+
+#[test]
+fn fetches_go_to_the_preferred_read_replica() {
+    const TOPIC: &str = "kip392-topic";
+    // Node 1 leads and, as with RackAwareReplicaSelector, answers with
+    // preferred_read_replica = 2 and no records; node 2 serves records.
+    let cluster = FakeCluster::start(2, |req| match req.key {
+        ApiKey::API_VERSIONS => fake_api_versions(
+            req,
+            &[
+                (ApiKey::FETCH, 12),
+                (ApiKey::METADATA, 12),
+                (ApiKey::LIST_OFFSETS, 7),
+                (ApiKey::API_VERSIONS, 3),
+            ],
+        ),
+        ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([5; 16]), 1, 1)]),
+        ApiKey::FETCH => {
+            let node = req.node;
+            req.answer::<FetchRequest>(|r| FetchResponse {
+                responses: r
+                    .topics
+                    .iter()
+                    .map(|t| FetchableTopicResponse {
+                        topic: t.topic.clone(),
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .map(|p| PartitionData {
+                                partition_index: p.partition,
+                                high_watermark: 1_000,
+                                preferred_read_replica: if node == 1 { 2 } else { -1 },
+                                records: Some(if node == 1 {
+                                    Bytes::new()
+                                } else {
+                                    fake_records(p.fetch_offset, 10)
+                                }),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        _ => None,
+    });
+    let mut c = Consumer::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .client_rack("rack-2")
+        .build()
+        .expect("consumer");
+    c.assign([(TOPIC, 0)]).expect("assign");
+    c.seek((TOPIC, 0), 0).expect("seek");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut offsets = Vec::new();
+    while offsets.len() < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "no records from the preferred replica"
+        );
+        let records = c.poll(Duration::from_millis(100)).expect("poll");
+        offsets.extend(records.iter().map(|m| m.offset()));
+    }
+    assert_eq!(offsets[..30], (0..30).collect::<Vec<i64>>()[..]);
+    assert!(cluster.count(2, ApiKey::FETCH) >= 3);
+    assert!(
+        cluster.count(1, ApiKey::FETCH) <= 2,
+        "the leader is asked again only after metadata_max_age_ms: {} fetches",
+        cluster.count(1, ApiKey::FETCH)
+    );
+}
+
+#[test]
+fn reads_return_on_time_when_the_cluster_does_not_answer() {
+    // Accepts connections, never answers: coordinator lookups, committed
+    // offsets and metadata all hang until request_timeout_ms.
+    let blackhole = FakeServer::start(Vec::new());
+    let mut c = Consumer::builder()
+        .bootstrap_servers(blackhole.addr())
+        .group_id("blackholed")
+        .request_timeout_ms(30_000)
+        .auto_commit_interval_ms(100)
+        .consumer_timeout_ms(100)
+        .build()
+        .expect("consumer");
+    c.assign([("t", 0)]).expect("assign");
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = c.poll(Duration::from_millis(100)).expect("poll");
+        assert!(r.is_empty());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "poll took {:?}",
+            t.elapsed()
+        );
+    }
+    let t = Instant::now();
+    assert!(c.next().is_none());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "next took {:?}",
+        t.elapsed()
+    );
+    // A commit that needs the coordinator found first does not wait for it.
+    let outcome: Arc<Mutex<Option<bool>>> = Arc::default();
+    let o = Arc::clone(&outcome);
+    let t = Instant::now();
+    c.commit_offsets_async([(("t", 0), 5)], move |_, r| {
+        *o.lock().unwrap() = Some(r.is_ok());
+    })
+    .expect("commit_offsets_async");
+    let r = c.poll(Duration::from_millis(100)).expect("poll");
+    assert!(r.is_empty());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    c.close(true).expect("close");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "close took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        *outcome.lock().unwrap(),
+        Some(false),
+        "the callback ran on close"
+    );
 }

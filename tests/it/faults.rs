@@ -240,3 +240,281 @@ pub fn closed_port() -> String {
     drop(l);
     a.to_string()
 }
+
+/// One request to a [`FakeCluster`] node.
+pub struct FakeReq<'a> {
+    /// The node (1-based) the request came to.
+    pub node: i32,
+    pub key: kafka_blocking::protocol::ApiKey,
+    pub version: i16,
+    /// Every node's port, index 0 for node 1.
+    pub ports: &'a [u16],
+    body: &'a kafka_blocking::Bytes,
+}
+
+impl FakeReq<'_> {
+    /// Decodes the request as `R` and encodes `f`'s answer with its header.
+    pub fn answer<R: kafka_blocking::protocol::Request>(
+        &self,
+        f: impl FnOnce(R) -> R::Response,
+    ) -> Option<Vec<u8>> {
+        use kafka_blocking::protocol::{Decoder, Message, RequestHeader, ResponseHeader};
+        let mut d = Decoder::new(self.body);
+        let header = RequestHeader::decode(&mut d, R::request_header_version(self.version)).ok()?;
+        let request = R::decode(&mut d, self.version).ok()?;
+        let mut out = Vec::new();
+        ResponseHeader {
+            correlation_id: header.correlation_id,
+            ..Default::default()
+        }
+        .encode(&mut out, R::response_header_version(self.version))
+        .ok()?;
+        f(request).encode(&mut out, self.version).ok()?;
+        Some(out)
+    }
+}
+
+type Handler = dyn Fn(&FakeReq) -> Option<Vec<u8>> + Send + Sync;
+
+/// A cluster of fake brokers (nodes 1..=n on 127.0.0.1) built from the
+/// crate's own protocol types: `handler` answers each request (`None`:
+/// no answer, the request hangs). Counts requests; stops on Drop.
+pub struct FakeCluster {
+    ports: Vec<u16>,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    seen: Arc<Mutex<Vec<(i32, i16)>>>,
+}
+
+impl FakeCluster {
+    pub fn start(
+        nodes: usize,
+        handler: impl Fn(&FakeReq) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> FakeCluster {
+        let handler: Arc<Handler> = Arc::new(handler);
+        let listeners: Vec<TcpListener> = (0..nodes)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind fake broker"))
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<(i32, i16)>>> = Arc::default();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let node = i as i32 + 1;
+            let (stop, conns, seen, handler, ports) = (
+                Arc::clone(&stop),
+                Arc::clone(&conns),
+                Arc::clone(&seen),
+                Arc::clone(&handler),
+                ports.clone(),
+            );
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    conns.lock().unwrap().push(stream.try_clone().unwrap());
+                    let (seen, handler, ports) =
+                        (Arc::clone(&seen), Arc::clone(&handler), ports.clone());
+                    std::thread::spawn(move || serve_fake(stream, node, &ports, &*handler, &seen));
+                }
+            });
+        }
+        FakeCluster {
+            ports,
+            stop,
+            conns,
+            seen,
+        }
+    }
+
+    /// Node 1's address.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[0])
+    }
+
+    /// How many requests with `key` reached `node`.
+    pub fn count(&self, node: i32, key: kafka_blocking::protocol::ApiKey) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, k)| *n == node && *k == key.0)
+            .count()
+    }
+}
+
+impl Drop for FakeCluster {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        for p in &self.ports {
+            let _ = TcpStream::connect(("127.0.0.1", *p));
+        }
+    }
+}
+
+fn serve_fake(
+    mut s: TcpStream,
+    node: i32,
+    ports: &[u16],
+    handler: &Handler,
+    seen: &Mutex<Vec<(i32, i16)>>,
+) {
+    loop {
+        let mut len = [0u8; 4];
+        if s.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+        if body.len() < 4 || s.read_exact(&mut body).is_err() {
+            return;
+        }
+        let key = i16::from_be_bytes([body[0], body[1]]);
+        let version = i16::from_be_bytes([body[2], body[3]]);
+        seen.lock().unwrap().push((node, key));
+        let body = kafka_blocking::Bytes::from(body);
+        let req = FakeReq {
+            node,
+            key: kafka_blocking::protocol::ApiKey(key),
+            version,
+            ports,
+            body: &body,
+        };
+        let Some(answer) = handler(&req) else {
+            continue;
+        };
+        let mut frame = (answer.len() as i32).to_be_bytes().to_vec();
+        frame.extend(answer);
+        if s.write_all(&frame).is_err() {
+            return;
+        }
+    }
+}
+
+/// ApiVersions for a fake: `apis` with their highest version (lowest 0).
+pub fn fake_api_versions(
+    req: &FakeReq,
+    apis: &[(kafka_blocking::protocol::ApiKey, i16)],
+) -> Option<Vec<u8>> {
+    use kafka_blocking::protocol::messages::api_versions_response::ApiVersion;
+    use kafka_blocking::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+    req.answer::<ApiVersionsRequest>(|_| ApiVersionsResponse {
+        api_keys: apis
+            .iter()
+            .map(|(k, max)| ApiVersion {
+                api_key: k.0,
+                min_version: 0,
+                max_version: *max,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// Metadata for a fake: every node, and `topics` as (name, id, number of
+/// partitions, leader node).
+pub fn fake_metadata(
+    req: &FakeReq,
+    topics: &[(&str, kafka_blocking::protocol::Uuid, i32, i32)],
+) -> Option<Vec<u8>> {
+    use kafka_blocking::protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_blocking::protocol::messages::{MetadataRequest, MetadataResponse};
+    let brokers = req
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| MetadataResponseBroker {
+            node_id: i as i32 + 1,
+            host: "127.0.0.1".into(),
+            port: i32::from(*p),
+            ..Default::default()
+        })
+        .collect();
+    let replicas: Vec<i32> = (1..=req.ports.len() as i32).collect();
+    req.answer::<MetadataRequest>(|_| MetadataResponse {
+        brokers,
+        controller_id: 1,
+        topics: topics
+            .iter()
+            .map(|(name, id, n, leader)| MetadataResponseTopic {
+                name: Some((*name).into()),
+                topic_id: *id,
+                partitions: (0..*n)
+                    .map(|p| MetadataResponsePartition {
+                        partition_index: p,
+                        leader_id: *leader,
+                        leader_epoch: 0,
+                        replica_nodes: replicas.clone(),
+                        isr_nodes: replicas.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// FindCoordinator for a fake: node 1, or `error` when given.
+pub fn fake_find_coordinator(req: &FakeReq, error: i16) -> Option<Vec<u8>> {
+    use kafka_blocking::protocol::messages::find_coordinator_response::Coordinator;
+    use kafka_blocking::protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let port = i32::from(req.ports[0]);
+    // v4+ answers per key only; the top-level fields are v0-3 (and
+    // encoding a field the version cannot carry is an error).
+    let legacy = req.version < 4;
+    req.answer::<FindCoordinatorRequest>(|r| FindCoordinatorResponse {
+        error_code: if legacy { error } else { 0 },
+        node_id: if legacy { 1 } else { 0 },
+        host: if legacy {
+            "127.0.0.1".into()
+        } else {
+            String::new()
+        },
+        port: if legacy { port } else { 0 },
+        coordinators: r
+            .coordinator_keys
+            .iter()
+            .map(|k| Coordinator {
+                key: k.clone(),
+                node_id: 1,
+                host: "127.0.0.1".into(),
+                port,
+                error_code: error,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// `n` records `"v{offset}"` from `base`, as one batch.
+pub fn fake_records(base: i64, n: usize) -> kafka_blocking::Bytes {
+    use kafka_blocking::records::{BatchOptions, RecordBatchBuilder};
+    let mut b = RecordBatchBuilder::new();
+    for i in 0..n {
+        b.append(
+            0,
+            None,
+            Some(format!("v{}", base + i as i64).as_bytes()),
+            [],
+        )
+        .expect("append");
+    }
+    b.build(&BatchOptions {
+        base_offset: base,
+        ..BatchOptions::default()
+    })
+    .expect("build")
+}

@@ -729,3 +729,148 @@ fn auto_commit_on_the_interval_and_on_close() {
         Some(pos)
     );
 }
+
+#[test]
+fn unsubscribe_then_subscribe_at_once_gets_partitions_again() {
+    let topic = unique_topic("g-resub");
+    let group = unique_topic("g-resub-group");
+    create_topic(&client(), &topic, 2);
+    produce(&topic, 2, 20);
+    let mut c = member(&group).build().expect("consumer");
+    c.subscribe([topic.as_str()]).expect("subscribe");
+    wait_for("an assignment", Duration::from_secs(30), || {
+        c.poll(Duration::from_millis(50)).expect("poll");
+        c.assignment().len() == 2
+    });
+    // No pause between the two: the group thread may see both at once.
+    c.unsubscribe();
+    c.subscribe([topic.as_str()]).expect("subscribe again");
+    assert!(c.assignment().is_empty());
+    let mut n = 0;
+    wait_for(
+        "records after subscribing again",
+        Duration::from_secs(15),
+        || {
+            n += c.poll(Duration::from_millis(50)).expect("poll").len();
+            n > 0
+        },
+    );
+    assert_eq!(c.assignment().len(), 2);
+    c.close(false).expect("close");
+}
+
+#[test]
+fn a_pattern_picks_up_a_new_topic_without_auto_commit() {
+    let prefix = unique_topic("g-late");
+    let mut c = member(&unique_topic("g-late-group"))
+        .metadata_max_age_ms(500)
+        .build()
+        .expect("consumer");
+    c.subscribe_pattern(&format!("{}-.*", prefix.replace('-', "\\-")))
+        .expect("subscribe");
+    assert!(c.poll(Duration::from_millis(300)).expect("poll").is_empty());
+    assert!(c.subscription().is_empty());
+    let topic = format!("{prefix}-new");
+    create_topic(&client(), &topic, 1);
+    produce(&topic, 1, 3);
+    let mut n = 0;
+    wait_for("a record of the new topic", Duration::from_secs(20), || {
+        n += c.poll(Duration::from_millis(50)).expect("poll").len();
+        n > 0
+    });
+    assert_eq!(c.subscription(), [topic].into_iter().collect());
+    c.close(false).expect("close");
+}
+
+#[test]
+fn a_manual_assignment_auto_commits_on_the_interval_and_on_unsubscribe() {
+    let topic = unique_topic("g-assign-auto");
+    let group = unique_topic("g-assign-auto-group");
+    create_topic(&client(), &topic, 2);
+    produce(&topic, 2, 20); // 10 per partition
+    let (p0, p1) = (
+        TopicPartition::new(topic.as_str(), 0),
+        TopicPartition::new(topic.as_str(), 1),
+    );
+    let mut check = member(&group).build().expect("consumer");
+    let committed = |check: &mut Consumer, tp: &TopicPartition| {
+        check.committed(tp).expect("committed").map(|o| o.offset)
+    };
+
+    let mut c = member(&group)
+        .enable_auto_commit(true)
+        .auto_commit_interval_ms(200)
+        .build()
+        .expect("consumer");
+    c.assign([&p0]).expect("assign");
+    let mut n = 0;
+    while n < 10 {
+        let r = c.poll(Duration::from_secs(10)).expect("poll");
+        assert!(!r.is_empty(), "no records within 10 s");
+        n += r.len();
+    }
+    wait_for("a commit on the interval", Duration::from_secs(10), || {
+        c.poll(Duration::from_millis(50)).expect("poll");
+        committed(&mut check, &p0) == Some(10)
+    });
+    c.close(false).expect("close");
+
+    let mut c = member(&group)
+        .enable_auto_commit(true)
+        .auto_commit_interval_ms(600_000)
+        .build()
+        .expect("consumer");
+    c.assign([&p1]).expect("assign");
+    let mut n = 0;
+    while n < 10 {
+        let r = c.poll(Duration::from_secs(10)).expect("poll");
+        assert!(!r.is_empty(), "no records within 10 s");
+        n += r.len();
+    }
+    c.unsubscribe();
+    assert_eq!(
+        committed(&mut check, &p1),
+        Some(10),
+        "committed on unsubscribe"
+    );
+    c.close(false).expect("close");
+}
+
+#[test]
+fn auto_commit_never_covers_records_not_yet_returned() {
+    const N: usize = 20_000;
+    let topic = unique_topic("g-auto-batch");
+    let group = unique_topic("g-auto-batch-group");
+    create_topic(&client(), &topic, 1);
+    produce(&topic, 1, N);
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    let mut check = member(&group).build().expect("consumer");
+    // A commit is due all the time, and a poll takes everything buffered.
+    let mut c = member(&group)
+        .enable_auto_commit(true)
+        .auto_commit_interval_ms(1)
+        .max_poll_records(1_000_000)
+        .build()
+        .expect("consumer");
+    c.assign([&tp]).expect("assign");
+    let mut returned = 0;
+    let mut polls = 0;
+    while returned < N && polls < 200 {
+        polls += 1;
+        let batch = c.poll(Duration::from_secs(10)).expect("poll").len();
+        assert!(batch > 0, "no records within 10 s");
+        // Let a commit sent during that poll land.
+        std::thread::sleep(Duration::from_millis(200));
+        let committed = check
+            .committed(&tp)
+            .expect("committed")
+            .map_or(0, |o| o.offset);
+        assert!(
+            committed <= returned as i64,
+            "committed {committed}, but only {returned} records had been returned before this poll (which returned {batch})"
+        );
+        returned += batch;
+    }
+    assert_eq!(returned, N);
+    c.close(false).expect("close");
+}

@@ -55,6 +55,8 @@ struct Coord {
     joins: usize,
     left_with: Option<i32>,
     commits: Vec<Commit>,
+    /// The heartbeat interval the coordinator asks for.
+    interval_ms: i32,
 }
 
 struct FakeBroker {
@@ -72,6 +74,7 @@ impl FakeBroker {
         let port = listener.local_addr().expect("addr").port();
         let coord = Arc::new(Mutex::new(Coord {
             target: vec![0, 1, 2],
+            interval_ms: 100,
             ..Coord::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -360,7 +363,7 @@ fn heartbeat(
         c.reported = Some(owned);
     }
     let mut resp = ConsumerGroupHeartbeatResponse {
-        heartbeat_interval_ms: 100,
+        heartbeat_interval_ms: c.interval_ms,
         ..Default::default()
     };
     if r.member_epoch < 0 {
@@ -499,4 +502,35 @@ fn run_member(broker: FakeBroker) {
         "a dynamic member leaves with epoch -1"
     );
     assert_eq!(g.joins, 1);
+}
+
+#[test]
+fn kip_848_new_ownership_is_reported_as_soon_as_it_is_taken() {
+    let broker = FakeBroker::start(1);
+    // A long interval: a report that waits for the next regular heartbeat
+    // comes seconds late.
+    broker.coord.lock().unwrap().interval_ms = 3_000;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(broker.addr())
+        .group_id("kip848-report-group")
+        .group_protocol("consumer")
+        .enable_auto_commit(false)
+        .auto_offset_reset("earliest")
+        .build()
+        .expect("consumer");
+    c.subscribe([TOPIC]).expect("subscribe");
+    wait_for("3 partitions from the coordinator", &mut c, |c| {
+        c.assignment().len() == 3
+    });
+    let taken = Instant::now();
+    let coord = Arc::clone(&broker.coord);
+    wait_for("the member reporting 3 partitions", &mut c, |_| {
+        coord.lock().unwrap().reported.as_deref() == Some(&[0, 1, 2])
+    });
+    assert!(
+        taken.elapsed() < Duration::from_millis(1_500),
+        "reported {:?} after taking the partitions (heartbeat interval 3 s)",
+        taken.elapsed()
+    );
+    c.close(false).expect("close");
 }

@@ -7,6 +7,7 @@ mod consumer;
 mod consumer_faults;
 mod faults;
 mod group;
+mod group_faults;
 mod group_kip848;
 mod harness;
 mod producer;
