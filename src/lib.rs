@@ -337,7 +337,7 @@
 //! | `allow_auto_create_topics` | C | `allow_auto_create_topics` | `true` | |
 //! | `exclude_internal_topics` | C | `exclude_internal_topics` | `true` | |
 //! | `consumer_timeout_ms` | C | `consumer_timeout_ms` | forever | iteration only; counted from the first assignment |
-//! | `client_rack` | C | `client_rack` | none | |
+//! | `client_rack` | C | `client_rack` | none | fetch from the closest replica (KIP-392) |
 //! | *(Java)* `group.protocol`, `group.remote.assignor` | | `group_protocol`, `group_remote_assignor` | `classic` | `consumer`: KIP-848 |
 //! | *(Java)* `default.api.timeout.ms` | | `default_api_timeout_ms` (admin) | `request_timeout_ms` | bounds an admin operation's retries |
 //!

@@ -250,7 +250,7 @@ impl ConsumerConfig {
 /// | `allow_auto_create_topics` | `true` | subscribing to a missing topic may create it |
 /// | `group_protocol` | `classic` | `consumer`: KIP-848, when the broker offers it |
 /// | `group_remote_assignor` | broker's | `group_protocol=consumer` only (`uniform`, `range`) |
-/// | `client_rack` | none | sent to the coordinator (KIP-848) and in subscriptions |
+/// | `client_rack` | none | sent in Fetch (the leader may name a closer replica to read from, KIP-392), to the coordinator (KIP-848) and in subscriptions |
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerBuilder {
     pub(crate) client: ClientConfigBuilder,
