@@ -17,16 +17,16 @@
 //! `kcat: <error>`; progress notes start with `% ` and go to stderr too
 //! (`-q` silences them), so stdout carries only records.
 //!
-//! Without `-e` or `-c`, `-C` and `-G` read until interrupted. Ctrl-C ends
-//! the process without leaving the group (std has no signal handling): the
-//! group reassigns the partitions after `session_timeout_ms`, and offsets
-//! read since the last auto-commit (every 5 s) are read again. `-e`/`-c`
-//! end cleanly: commit, then leave.
+//! Without `-e` or `-c`, `-C` and `-G` read until interrupted. Ctrl-C (or
+//! SIGTERM) ends the read as `-e` does: the offsets read are committed and
+//! the consumer leaves its group at once, so the others get its partitions
+//! now rather than after `session_timeout_ms`. A second Ctrl-C exits
+//! without waiting (exit code 130).
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -669,8 +669,21 @@ fn list_partitions(partitions: &[TopicPartition]) -> String {
         .join(", ")
 }
 
+/// Set by the first Ctrl-C/SIGTERM: the read loop stops and closes cleanly.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 fn consume(a: &Args) -> Result<(), Fail> {
     let mut consumer = consumer_options(a)?.build()?;
+    // Without a handler, Ctrl-C kills the process inside poll() and the
+    // group waits session_timeout_ms for the member to time out.
+    let handler = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = handler {
+        eprintln!("% cannot handle Ctrl-C ({e}): it will not leave the group");
+    }
     if a.mode == Mode::Group {
         consumer.subscribe(&a.group_topics)?;
         if !a.quiet {
@@ -744,6 +757,12 @@ fn read(a: &Args, consumer: &mut Consumer, format: &str) -> Result<(), Fail> {
     let mut printed = 0u64;
     let mut at_end: BTreeSet<TopicPartition> = BTreeSet::new();
     loop {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            if !a.quiet {
+                eprintln!("% Interrupted: committing and leaving");
+            }
+            return Ok(());
+        }
         let records = consumer.poll(Duration::from_millis(200))?;
         for msg in &records {
             if a.count.is_some_and(|c| printed >= c) {
