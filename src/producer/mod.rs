@@ -33,7 +33,10 @@
 //! [`DeliveryFuture`] pointing at the batch. The sender thread drains full
 //! or lingered batches, compresses them, groups them per leader into
 //! produce requests and completes each batch once (one store per batch
-//! wakes every future of it).
+//! wakes every future of it). A batch the broker refuses as too large
+//! (`MESSAGE_TOO_LARGE`: the topic's `max.message.bytes` is below
+//! `batch_size`) is sent again in halves, as the Java client does, and each
+//! record's future gets the offset its piece was stored at.
 
 mod accumulator;
 mod config;

@@ -276,10 +276,33 @@ impl RecordMetadata {
 }
 
 /// How a batch ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct BatchAck {
     pub(crate) base_offset: i64,
     pub(crate) log_append_time: Option<i64>,
+    /// Set when the broker refused the batch as too large and it was sent
+    /// in pieces: each piece's first record index and outcome, by index.
+    pub(crate) pieces: Option<Arc<[Piece]>>,
+}
+
+impl BatchAck {
+    /// A batch acknowledged in one piece.
+    pub(crate) fn whole(base_offset: i64, log_append_time: Option<i64>) -> BatchAck {
+        BatchAck {
+            base_offset,
+            log_append_time,
+            pieces: None,
+        }
+    }
+}
+
+/// The outcome of one piece of a split batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Piece {
+    /// The index (in the original batch) of the piece's first record.
+    pub(crate) first: u32,
+    pub(crate) records: u32,
+    pub(crate) result: Result<BatchAck>,
 }
 
 type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send>;
@@ -292,6 +315,8 @@ pub(crate) struct BatchCompletion {
     state: Mutex<Option<Result<BatchAck>>>,
     cond: Condvar,
     callbacks: Mutex<Vec<(RecordInfo, Callback)>>,
+    /// The pieces of a split batch answered so far.
+    pieces: Mutex<Vec<Piece>>,
 }
 
 /// The per-record facts a future keeps (no allocation per record).
@@ -311,6 +336,7 @@ impl BatchCompletion {
             state: Mutex::new(None),
             cond: Condvar::new(),
             callbacks: Mutex::new(Vec::new()),
+            pieces: Mutex::new(Vec::new()),
         })
     }
 
@@ -354,11 +380,61 @@ impl BatchCompletion {
         }
     }
 
+    /// Records the outcome of one piece of a batch of `total` records that
+    /// was split; completes the batch when every record has an outcome.
+    /// Returns whether it did.
+    pub(crate) fn complete_piece(
+        &self,
+        first: u32,
+        records: u32,
+        total: u32,
+        result: Result<BatchAck>,
+    ) -> bool {
+        let done = {
+            let mut pieces = self.pieces.lock();
+            pieces.push(Piece {
+                first,
+                records,
+                result,
+            });
+            let answered: u64 = pieces.iter().map(|p| u64::from(p.records)).sum();
+            if answered < u64::from(total) {
+                return false;
+            }
+            let mut all = std::mem::take(&mut *pieces);
+            all.sort_by_key(|p| p.first);
+            all
+        };
+        self.complete(Ok(BatchAck {
+            base_offset: -1,
+            log_append_time: None,
+            pieces: Some(done.into()),
+        }));
+        true
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         self.state.lock().is_some()
     }
 
     fn metadata_for(&self, result: &Result<BatchAck>, info: RecordInfo) -> Result<RecordMetadata> {
+        if let Ok(BatchAck {
+            pieces: Some(pieces),
+            ..
+        }) = result
+        {
+            // The piece holding this record: offsets count from its start.
+            let piece = pieces
+                .iter()
+                .rev()
+                .find(|p| p.first <= info.index)
+                .ok_or_else(|| Error::protocol("a split batch lost a record's piece"))?;
+            let local = RecordInfo {
+                index: info.index - piece.first,
+                ..info
+            };
+            return self.metadata_for(&piece.result, local);
+        }
         match result {
             Ok(ack) => Ok(RecordMetadata {
                 topic: Arc::clone(&self.topic),
@@ -464,5 +540,46 @@ impl fmt::Debug for DeliveryFuture {
             .field("index", &self.info.index)
             .field("done", &self.is_done())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorCode;
+
+    fn info(index: u32) -> RecordInfo {
+        RecordInfo {
+            index,
+            timestamp: 1_000,
+            key_size: -1,
+            value_size: 1,
+        }
+    }
+
+    #[test]
+    fn a_split_batch_completes_when_every_piece_answered() {
+        let c = BatchCompletion::new("t".into(), 2);
+        // Records 0..10 went out as 0..3, 3..5 (failed) and 5..10, answered
+        // out of order.
+        assert!(!c.complete_piece(5, 5, 10, Ok(BatchAck::whole(100, None))));
+        assert!(!c.complete_piece(0, 3, 10, Ok(BatchAck::whole(40, Some(7)))));
+        assert!(!c.is_done());
+        let refused = Error::broker(ErrorCode::MESSAGE_TOO_LARGE, "too large");
+        assert!(c.complete_piece(3, 2, 10, Err(refused)));
+        assert!(c.is_done());
+        let result = c.state.lock().clone().expect("complete");
+        let offset = |i| c.metadata_for(&result, info(i)).map(|m| m.offset);
+        assert_eq!(offset(0).ok(), Some(40));
+        assert_eq!(offset(2).ok(), Some(42));
+        assert!(offset(3).is_err() && offset(4).is_err());
+        assert_eq!(offset(5).ok(), Some(100));
+        assert_eq!(offset(9).ok(), Some(104));
+        let md = c.metadata_for(&result, info(1)).expect("ok");
+        assert_eq!(
+            (md.partition, md.timestamp),
+            (2, 7),
+            "log append time of its piece"
+        );
     }
 }

@@ -29,6 +29,7 @@ use crate::net::{decode_response, Completion, Reply};
 use crate::protocol::messages::{InitProducerIdRequest, ProduceRequest};
 use crate::protocol::{ApiKey, ErrorCode, Message, Request};
 use crate::records::{set_producer_state, BatchOptions};
+use crate::records::{ReadOptions, RecordBatchBuilder, RecordBatches};
 
 /// Sender run state, set by the producer handle.
 pub(crate) const RUNNING: u8 = 0;
@@ -51,6 +52,17 @@ struct ProducerBatch {
     base_sequence: i32,
     completion: Arc<super::record::BatchCompletion>,
     reserved: usize,
+    /// A piece of a batch the broker refused as too large: the index of
+    /// its first record in the original batch, and that batch's size.
+    split: Option<(u32, u32)>,
+}
+
+impl ProducerBatch {
+    /// Where the batch goes among a partition's retries: batch ids grow in
+    /// creation order, and the pieces of a split batch share its id.
+    fn send_order(&self) -> (u64, u32) {
+        (self.id, self.split.map_or(0, |(first, _)| first))
+    }
 }
 
 #[derive(Default)]
@@ -529,6 +541,7 @@ impl SenderThread {
                 base_sequence,
                 completion,
                 reserved,
+                split: None,
             }),
             Err(e) => {
                 let e = e.with_partition(&*topic, partition);
@@ -658,15 +671,7 @@ impl SenderThread {
         };
         if self.cfg.acks == Acks::None {
             for b in req.batches {
-                Self::finish(
-                    &self.acc,
-                    &self.metrics,
-                    b,
-                    Ok(BatchAck {
-                        base_offset: -1,
-                        log_append_time: None,
-                    }),
-                );
+                Self::finish(&self.acc, &self.metrics, b, Ok(BatchAck::whole(-1, None)));
             }
             return;
         }
@@ -695,10 +700,10 @@ impl SenderThread {
                 continue;
             };
             let code = ErrorCode(p.error_code);
-            let ack = BatchAck {
-                base_offset: p.base_offset,
-                log_append_time: Some(p.log_append_time_ms).filter(|t| *t >= 0),
-            };
+            let ack = BatchAck::whole(
+                p.base_offset,
+                Some(p.log_append_time_ms).filter(|t| *t >= 0),
+            );
             if code.is_ok() || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
                 if b.base_sequence >= 0 {
                     if let Some(s) = self
@@ -743,6 +748,74 @@ impl SenderThread {
         }
         let retriable = e.is_retriable() || (idempotent && sequence_trouble);
         let expired = now.duration_since(b.created) >= self.cfg.delivery_timeout;
+        if code == Some(ErrorCode::MESSAGE_TOO_LARGE) && b.records > 1 && !expired {
+            // The topic's max.message.bytes is below our batch: send the
+            // records again in two halves, as the Java client does.
+            match split_batch(&b, self.cfg.compression) {
+                Ok(halves) => {
+                    log::info!(
+                        "{}-{}: the broker refused a batch of {} records ({} bytes) as too large; splitting it",
+                        b.topic,
+                        b.partition,
+                        b.records,
+                        b.data.len()
+                    );
+                    if idempotent {
+                        // Its sequence range is a gap now: renumber from
+                        // a new epoch, as after any failed batch.
+                        self.need_bump = true;
+                    }
+                    let state = self
+                        .partitions
+                        .entry(key)
+                        .or_insert_with(|| PartitionState {
+                            last_acked_sequence: -1,
+                            ..PartitionState::default()
+                        });
+                    let pos = state
+                        .retries
+                        .iter()
+                        .position(|x| b.send_order() < x.send_order())
+                        .unwrap_or(state.retries.len());
+                    let (first, second) = halves;
+                    let (first_reserved, second_reserved) =
+                        (b.reserved / 2, b.reserved - b.reserved / 2);
+                    let (origin, total) = b.split.unwrap_or((0, b.records.max(0) as u32));
+                    let piece =
+                        |data: Bytes, records: i32, at: u32, reserved: usize| ProducerBatch {
+                            id: b.id,
+                            topic: Arc::clone(&b.topic),
+                            partition: b.partition,
+                            uncompressed: data.len(),
+                            data,
+                            records,
+                            created: b.created,
+                            attempts: b.attempts,
+                            retry_at: None,
+                            base_sequence: -1,
+                            completion: Arc::clone(&b.completion),
+                            reserved,
+                            split: Some((at, total)),
+                        };
+                    let n1 = first.1;
+                    let a = piece(first.0, first.1, origin, first_reserved);
+                    let c = piece(second.0, second.1, origin + n1 as u32, second_reserved);
+                    state.retries.insert(pos, c);
+                    state.retries.insert(pos, a);
+                    debug_assert!(state
+                        .retries
+                        .iter()
+                        .zip(state.retries.iter().skip(1))
+                        .all(|(x, y)| x.send_order() < y.send_order()));
+                    return;
+                }
+                Err(split_error) => {
+                    log::warn!(
+                        "cannot split a batch the broker refused as too large: {split_error}"
+                    );
+                }
+            }
+        }
         if retriable && !expired && b.attempts < self.cfg.retries {
             if code.is_some_and(|c| c.is_stale_metadata()) || e.kind() == ErrorKind::Disconnected {
                 self.cluster.request_update();
@@ -770,7 +843,7 @@ impl SenderThread {
             let pos = state
                 .retries
                 .iter()
-                .position(|x| b.id < x.id)
+                .position(|x| b.send_order() < x.send_order())
                 .unwrap_or(state.retries.len());
             state.retries.insert(pos, b);
             return;
@@ -839,8 +912,20 @@ impl SenderThread {
             Ok(_) => metrics.records_acked(b.records as u64),
             Err(_) => metrics.record_errors(b.records as u64),
         }
-        b.completion.complete(result);
-        acc.finished(b.id, b.reserved);
+        match b.split {
+            None => {
+                b.completion.complete(result);
+                acc.finished(b.id, b.reserved);
+            }
+            Some((first, total)) => {
+                let records = u32::try_from(b.records).unwrap_or(0);
+                if b.completion.complete_piece(first, records, total, result) {
+                    acc.finished(b.id, b.reserved);
+                } else {
+                    acc.release(b.reserved);
+                }
+            }
+        }
         if let Ok(buf) = b.data.try_into_vec() {
             acc.recycle(buf);
         }
@@ -931,6 +1016,49 @@ fn push_batch(
 /// to 0 (never negative).
 fn seq_add(seq: i32, n: i32) -> i32 {
     (i64::from(seq) + i64::from(n)).rem_euclid(i64::from(i32::MAX) + 1) as i32
+}
+
+/// The records of `b` as two batches of about half the records each
+/// (without producer id or sequence: an epoch bump stamps them).
+fn split_batch(
+    b: &ProducerBatch,
+    compression: crate::records::Compression,
+) -> Result<((Bytes, i32), (Bytes, i32))> {
+    let half = b.records / 2;
+    let mut first = RecordBatchBuilder::new();
+    let mut second = RecordBatchBuilder::new();
+    let mut n = 0i32;
+    let options = ReadOptions {
+        check_crcs: false,
+        ..ReadOptions::default()
+    };
+    for batch in RecordBatches::new(b.data.clone(), options) {
+        for record in batch?.records() {
+            let r = record?;
+            let target = if n < half { &mut first } else { &mut second };
+            // A rare path: collecting the headers per record is fine here.
+            let headers: Vec<(&str, Option<Bytes>)> = r.headers.iter().collect();
+            target.append(
+                r.timestamp,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                headers.iter().map(|(k, v)| (*k, v.as_deref())),
+            )?;
+            n += 1;
+        }
+    }
+    if n != b.records {
+        return Err(Error::protocol(format!(
+            "a batch of {} records decoded to {n}",
+            b.records
+        )));
+    }
+    let options = BatchOptions {
+        compression,
+        ..BatchOptions::default()
+    };
+    let (n1, n2) = (first.record_count(), second.record_count());
+    Ok(((first.build(&options)?, n1), (second.build(&options)?, n2)))
 }
 
 #[cfg(test)]

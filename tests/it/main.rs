@@ -11,4 +11,5 @@ mod group_faults;
 mod group_kip848;
 mod harness;
 mod producer;
+mod producer_faults;
 mod raw_protocol;
