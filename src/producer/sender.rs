@@ -28,7 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::net::{decode_response, Completion, Reply};
 use crate::protocol::messages::{InitProducerIdRequest, ProduceRequest};
 use crate::protocol::{ApiKey, ErrorCode, Message, Request};
-use crate::records::{set_producer_state, BatchOptions};
+use crate::records::{set_producer_state, BatchOptions, Compression};
 use crate::records::{ReadOptions, RecordBatchBuilder, RecordBatches};
 
 /// Sender run state, set by the producer handle.
@@ -65,12 +65,23 @@ impl ProducerBatch {
     }
 }
 
-#[derive(Default)]
 struct PartitionState {
     next_sequence: i32,
     last_acked_sequence: i32,
     in_flight: usize,
     retries: VecDeque<ProducerBatch>,
+}
+
+impl Default for PartitionState {
+    /// Nothing sent yet: the first sequence is 0, none acknowledged.
+    fn default() -> PartitionState {
+        PartitionState {
+            next_sequence: 0,
+            last_acked_sequence: -1,
+            in_flight: 0,
+            retries: VecDeque::new(),
+        }
+    }
 }
 
 struct InFlight {
@@ -421,12 +432,7 @@ impl SenderThread {
                 return false;
             }
             let key = (Arc::clone(topic), p);
-            let state = partitions
-                .entry(key.clone())
-                .or_insert_with(|| PartitionState {
-                    last_acked_sequence: -1,
-                    ..PartitionState::default()
-                });
+            let state = partitions.entry(key.clone()).or_default();
             if !state.retries.is_empty() || state.in_flight >= per_partition {
                 return false;
             }
@@ -514,10 +520,7 @@ impl SenderThread {
             let state = self
                 .partitions
                 .entry((Arc::clone(&topic), partition))
-                .or_insert_with(|| PartitionState {
-                    last_acked_sequence: -1,
-                    ..PartitionState::default()
-                });
+                .or_default();
             base_sequence = state.next_sequence;
             state.next_sequence = seq_add(base_sequence, records);
             options.producer_id = pid.id;
@@ -726,6 +729,22 @@ impl SenderThread {
         }
     }
 
+    /// Queues `b` among its partition's retries, in send order (by sequence
+    /// when idempotent): batch ids grow in creation order, which within a
+    /// partition is send (and sequence) order.
+    fn queue_retry(&mut self, b: ProducerBatch) {
+        let state = self
+            .partitions
+            .entry((Arc::clone(&b.topic), b.partition))
+            .or_default();
+        let pos = state
+            .retries
+            .iter()
+            .position(|x| b.send_order() < x.send_order())
+            .unwrap_or(state.retries.len());
+        state.retries.insert(pos, b);
+    }
+
     /// Retries `b` when the error allows and time is left, else fails it.
     fn batch_failed(&mut self, mut b: ProducerBatch, e: Error, now: Instant) {
         let code = e.kafka_code();
@@ -752,7 +771,7 @@ impl SenderThread {
             // The topic's max.message.bytes is below our batch: send the
             // records again in two halves, as the Java client does.
             match split_batch(&b, self.cfg.compression) {
-                Ok(halves) => {
+                Ok(pieces) => {
                     log::info!(
                         "{}-{}: the broker refused a batch of {} records ({} bytes) as too large; splitting it",
                         b.topic,
@@ -765,48 +784,9 @@ impl SenderThread {
                         // a new epoch, as after any failed batch.
                         self.need_bump = true;
                     }
-                    let state = self
-                        .partitions
-                        .entry(key)
-                        .or_insert_with(|| PartitionState {
-                            last_acked_sequence: -1,
-                            ..PartitionState::default()
-                        });
-                    let pos = state
-                        .retries
-                        .iter()
-                        .position(|x| b.send_order() < x.send_order())
-                        .unwrap_or(state.retries.len());
-                    let (first, second) = halves;
-                    let (first_reserved, second_reserved) =
-                        (b.reserved / 2, b.reserved - b.reserved / 2);
-                    let (origin, total) = b.split.unwrap_or((0, b.records.max(0) as u32));
-                    let piece =
-                        |data: Bytes, records: i32, at: u32, reserved: usize| ProducerBatch {
-                            id: b.id,
-                            topic: Arc::clone(&b.topic),
-                            partition: b.partition,
-                            uncompressed: data.len(),
-                            data,
-                            records,
-                            created: b.created,
-                            attempts: b.attempts,
-                            retry_at: None,
-                            base_sequence: -1,
-                            completion: Arc::clone(&b.completion),
-                            reserved,
-                            split: Some((at, total)),
-                        };
-                    let n1 = first.1;
-                    let a = piece(first.0, first.1, origin, first_reserved);
-                    let c = piece(second.0, second.1, origin + n1 as u32, second_reserved);
-                    state.retries.insert(pos, c);
-                    state.retries.insert(pos, a);
-                    debug_assert!(state
-                        .retries
-                        .iter()
-                        .zip(state.retries.iter().skip(1))
-                        .all(|(x, y)| x.send_order() < y.send_order()));
+                    for piece in pieces {
+                        self.queue_retry(piece);
+                    }
                     return;
                 }
                 Err(split_error) => {
@@ -830,22 +810,7 @@ impl SenderThread {
                 b.partition,
                 b.attempts
             );
-            let state = self
-                .partitions
-                .entry(key)
-                .or_insert_with(|| PartitionState {
-                    last_acked_sequence: -1,
-                    ..PartitionState::default()
-                });
-            // Keep retries in send order (by sequence when idempotent).
-            // Batch ids grow in creation order, which within a partition is
-            // send (and sequence) order.
-            let pos = state
-                .retries
-                .iter()
-                .position(|x| b.send_order() < x.send_order())
-                .unwrap_or(state.retries.len());
-            state.retries.insert(pos, b);
+            self.queue_retry(b);
             return;
         }
         if idempotent {
@@ -1018,15 +983,13 @@ fn seq_add(seq: i32, n: i32) -> i32 {
     (i64::from(seq) + i64::from(n)).rem_euclid(i64::from(i32::MAX) + 1) as i32
 }
 
-/// The records of `b` as two batches of about half the records each
-/// (without producer id or sequence: an epoch bump stamps them).
-fn split_batch(
-    b: &ProducerBatch,
-    compression: crate::records::Compression,
-) -> Result<((Bytes, i32), (Bytes, i32))> {
+/// The records of `b` as two pieces of about half the records each, in
+/// send order, without producer id or sequence (an epoch bump stamps them).
+/// Each piece keeps `b`'s id and completion and half its hold on
+/// `buffer_memory`.
+fn split_batch(b: &ProducerBatch, compression: Compression) -> Result<[ProducerBatch; 2]> {
     let half = b.records / 2;
-    let mut first = RecordBatchBuilder::new();
-    let mut second = RecordBatchBuilder::new();
+    let mut builders = [RecordBatchBuilder::new(), RecordBatchBuilder::new()];
     let mut n = 0i32;
     let options = ReadOptions {
         check_crcs: false,
@@ -1035,10 +998,9 @@ fn split_batch(
     for batch in RecordBatches::new(b.data.clone(), options) {
         for record in batch?.records() {
             let r = record?;
-            let target = if n < half { &mut first } else { &mut second };
             // A rare path: collecting the headers per record is fine here.
             let headers: Vec<(&str, Option<Bytes>)> = r.headers.iter().collect();
-            target.append(
+            builders[usize::from(n >= half)].append(
                 r.timestamp,
                 r.key.as_deref(),
                 r.value.as_deref(),
@@ -1057,8 +1019,36 @@ fn split_batch(
         compression,
         ..BatchOptions::default()
     };
-    let (n1, n2) = (first.record_count(), second.record_count());
-    Ok(((first.build(&options)?, n1), (second.build(&options)?, n2)))
+    let (origin, total) = b.split.unwrap_or((0, b.records.max(0) as u32));
+    let [first, second] = builders;
+    let first_records = first.record_count();
+    let piece = |builder: RecordBatchBuilder, at: u32, reserved: usize| -> Result<ProducerBatch> {
+        let records = builder.record_count();
+        let data = builder.build(&options)?;
+        Ok(ProducerBatch {
+            id: b.id,
+            topic: Arc::clone(&b.topic),
+            partition: b.partition,
+            uncompressed: data.len(),
+            data,
+            records,
+            created: b.created,
+            attempts: b.attempts,
+            retry_at: None,
+            base_sequence: -1,
+            completion: Arc::clone(&b.completion),
+            reserved,
+            split: Some((at, total)),
+        })
+    };
+    Ok([
+        piece(first, origin, b.reserved / 2)?,
+        piece(
+            second,
+            origin + first_records.max(0) as u32,
+            b.reserved - b.reserved / 2,
+        )?,
+    ])
 }
 
 #[cfg(test)]
