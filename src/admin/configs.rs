@@ -10,6 +10,7 @@ use crate::protocol::messages::{
     alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
     DescribeConfigsRequest, IncrementalAlterConfigsRequest,
 };
+use crate::protocol::Request;
 
 /// What kind of thing a [`ConfigResource`] is.
 #[non_exhaustive]
@@ -493,72 +494,45 @@ impl AdminClient {
         resources: impl IntoIterator<Item = (ConfigResource, Vec<(String, String)>)>,
         validate_only: bool,
     ) -> Result<Vec<(ConfigResource, Result<()>)>> {
-        let mut wanted: BTreeMap<ConfigResource, Vec<(String, String)>> = BTreeMap::new();
-        let mut order = Vec::new();
-        for (r, c) in resources {
-            order.push(r.clone());
-            wanted.entry(r).or_insert(c);
-        }
-        let dl = self.deadline(None);
-        self.run_items(order, &dl, CONTROLLER_RETRY, |pending| {
-            let (groups, bad) = by_broker(pending);
-            // With one destination, a failed request fails the attempt as
-            // a whole (an unsupported API is then the call's error).
-            let single = groups.len() == 1 && bad.is_empty();
-            let mut out: Vec<(ConfigResource, Answer<()>)> = bad
-                .into_iter()
-                .map(|(r, e)| (r, Answer::Final(Err(e))))
-                .collect();
-            for (broker, resources) in groups {
-                let request = AlterConfigsRequest {
-                    resources: resources
-                        .iter()
-                        .map(|r| alter_configs_request::AlterConfigsResource {
-                            resource_type: r.resource_type.as_i8(),
-                            resource_name: r.name.clone(),
-                            configs: wanted
-                                .get(*r)
-                                .into_iter()
-                                .flatten()
-                                .map(|(k, v)| alter_configs_request::AlterableConfig {
-                                    name: k.clone(),
-                                    value: Some(v.clone()),
-                                    ..Default::default()
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    validate_only,
-                    ..Default::default()
-                };
-                let sent = broker
-                    .map_or_else(|| self.controller(), Ok)
-                    .and_then(|id| self.send_to(id, &request, dl.attempt_timeout()));
-                match sent {
-                    Ok(response) => {
-                        for r in response.responses {
-                            if let Some(resource) = answered(r.resource_type, &r.resource_name) {
-                                let result = check(
-                                    r.error_code,
-                                    r.error_message.as_deref(),
-                                    format_args!("altering the configs of {resource}"),
-                                );
-                                out.push((resource, Answer::from_result(result, CONTROLLER_RETRY)));
-                            }
-                        }
-                    }
-                    Err(e) if single => return Err(e),
-                    Err(e) => out.extend(resources.into_iter().map(|r| {
+        self.alter_each(
+            resources,
+            |resources, wanted| AlterConfigsRequest {
+                resources: resources
+                    .iter()
+                    .map(|r| alter_configs_request::AlterConfigsResource {
+                        resource_type: r.resource_type.as_i8(),
+                        resource_name: r.name.clone(),
+                        configs: wanted
+                            .get(*r)
+                            .into_iter()
+                            .flatten()
+                            .map(|(k, v)| alter_configs_request::AlterableConfig {
+                                name: k.clone(),
+                                value: Some(v.clone()),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                validate_only,
+                ..Default::default()
+            },
+            |response| {
+                response
+                    .responses
+                    .into_iter()
+                    .map(|r| {
                         (
-                            r.clone(),
-                            Answer::from_result(Err(e.clone()), CONTROLLER_RETRY),
+                            r.resource_type,
+                            r.resource_name,
+                            r.error_code,
+                            r.error_message,
                         )
-                    })),
-                }
-            }
-            Ok(out)
-        })
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// Changes configs one by one (set, delete, append to or subtract from
@@ -585,11 +559,65 @@ impl AdminClient {
         resources: impl IntoIterator<Item = (ConfigResource, Vec<AlterConfigOp>)>,
         validate_only: bool,
     ) -> Result<Vec<(ConfigResource, Result<()>)>> {
-        let mut wanted: BTreeMap<ConfigResource, Vec<AlterConfigOp>> = BTreeMap::new();
+        use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        self.alter_each(
+            resources,
+            |resources, wanted| IncrementalAlterConfigsRequest {
+                resources: resources
+                    .iter()
+                    .map(|r| AlterConfigsResource {
+                        resource_type: r.resource_type.as_i8(),
+                        resource_name: r.name.clone(),
+                        configs: wanted
+                            .get(*r)
+                            .into_iter()
+                            .flatten()
+                            .map(|op| AlterableConfig {
+                                name: op.name.clone(),
+                                config_operation: op.op.as_i8(),
+                                value: op.value.clone(),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                validate_only,
+                ..Default::default()
+            },
+            |response| {
+                response
+                    .responses
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.resource_type,
+                            r.resource_name,
+                            r.error_code,
+                            r.error_message,
+                        )
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// The two alter calls: each resource goes to its broker (a broker or
+    /// broker-logger resource) or the controller; `request` builds one
+    /// request for a group of resources out of what is `wanted` for each,
+    /// `answers` lists (resource type, name, error code, message) of the
+    /// response. Retried per resource within the admin timeout.
+    fn alter_each<W, R: Request>(
+        &self,
+        resources: impl IntoIterator<Item = (ConfigResource, W)>,
+        request: impl Fn(&[&ConfigResource], &BTreeMap<ConfigResource, W>) -> R,
+        answers: impl Fn(R::Response) -> Vec<(i8, String, i16, Option<String>)>,
+    ) -> Result<Vec<(ConfigResource, Result<()>)>> {
+        let mut wanted: BTreeMap<ConfigResource, W> = BTreeMap::new();
         let mut order = Vec::new();
-        for (r, ops) in resources {
+        for (r, w) in resources {
             order.push(r.clone());
-            wanted.entry(r).or_insert(ops);
+            wanted.entry(r).or_insert(w);
         }
         let dl = self.deadline(None);
         self.run_items(order, &dl, CONTROLLER_RETRY, |pending| {
@@ -602,41 +630,17 @@ impl AdminClient {
                 .map(|(r, e)| (r, Answer::Final(Err(e))))
                 .collect();
             for (broker, resources) in groups {
-                let request = IncrementalAlterConfigsRequest {
-                    resources: resources
-                        .iter()
-                        .map(
-                            |r| incremental_alter_configs_request::AlterConfigsResource {
-                                resource_type: r.resource_type.as_i8(),
-                                resource_name: r.name.clone(),
-                                configs: wanted
-                                    .get(*r)
-                                    .into_iter()
-                                    .flatten()
-                                    .map(|op| incremental_alter_configs_request::AlterableConfig {
-                                        name: op.name.clone(),
-                                        config_operation: op.op.as_i8(),
-                                        value: op.value.clone(),
-                                        ..Default::default()
-                                    })
-                                    .collect(),
-                                ..Default::default()
-                            },
-                        )
-                        .collect(),
-                    validate_only,
-                    ..Default::default()
-                };
+                let request = request(&resources, &wanted);
                 let sent = broker
                     .map_or_else(|| self.controller(), Ok)
                     .and_then(|id| self.send_to(id, &request, dl.attempt_timeout()));
                 match sent {
                     Ok(response) => {
-                        for r in response.responses {
-                            if let Some(resource) = answered(r.resource_type, &r.resource_name) {
+                        for (kind, name, code, message) in answers(response) {
+                            if let Some(resource) = answered(kind, &name) {
                                 let result = check(
-                                    r.error_code,
-                                    r.error_message.as_deref(),
+                                    code,
+                                    message.as_deref(),
                                     format_args!("altering the configs of {resource}"),
                                 );
                                 out.push((resource, Answer::from_result(result, CONTROLLER_RETRY)));

@@ -8,22 +8,17 @@ use super::{
     COORDINATOR_RETRY,
 };
 use crate::bytes::Bytes;
+use crate::consumer::offsets::{commit_request, fetch_request, fetch_rows, Member};
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use crate::protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
-use crate::protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-};
 use crate::protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, DeleteGroupsRequest,
-    DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetDeleteRequest,
+    OffsetFetchRequest,
 };
-use crate::protocol::{Decoder, ErrorCode, Message};
+use crate::protocol::{Decoder, Message};
 
 /// The state of a consumer group, as the coordinator reports it.
 #[non_exhaustive]
@@ -489,109 +484,39 @@ impl AdminClient {
         self.retry(&dl, COORDINATOR_RETRY, Some(group_id), || {
             let node = self.coordinator(group_id, &dl)?;
             let version = self.version::<OffsetFetchRequest>(node)?;
-            let topics = partitions.map(by_topic);
-            let request = if version >= 8 {
-                OffsetFetchRequest {
-                    groups: vec![OffsetFetchRequestGroup {
-                        group_id: group_id.to_owned(),
-                        topics: topics.map(|t| {
-                            t.into_iter()
-                                .map(|(name, ps)| OffsetFetchRequestTopics {
-                                    name: name.to_owned(),
-                                    partition_indexes: ps,
-                                    ..Default::default()
-                                })
-                                .collect()
-                        }),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }
-            } else {
-                if topics.is_none() && version < 2 {
-                    return Err(Error::new(
-                        ErrorKind::UnsupportedVersion,
-                        "listing all of a group's offsets needs OffsetFetch v2 (Kafka 0.10.2+); name the partitions",
-                    ));
-                }
-                OffsetFetchRequest {
-                    group_id: group_id.to_owned(),
-                    topics: topics.map(|t| {
-                        t.into_iter()
-                            .map(|(name, ps)| OffsetFetchRequestTopic {
-                                name: name.to_owned(),
-                                partition_indexes: ps,
-                                ..Default::default()
-                            })
-                            .collect()
-                    }),
-                    ..Default::default()
-                }
-            };
-            let response = self.send_to(node, &request, dl.attempt_timeout())?;
-            let what = format_args!("fetching the offsets of group `{group_id}`");
-            // (topic, partition, offset, epoch, metadata, error)
-            let mut rows = Vec::new();
-            if version >= 8 {
-                let g = response
-                    .groups
-                    .into_iter()
-                    .find(|g| g.group_id == group_id)
-                    .ok_or_else(|| {
-                        Error::protocol(format!(
-                            "OffsetFetch answered without group `{group_id}`"
-                        ))
-                    })?;
-                check(g.error_code, None, what)?;
-                for t in g.topics {
-                    for p in t.partitions {
-                        rows.push((
-                            t.name.clone(),
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            p.metadata,
-                            p.error_code,
-                        ));
-                    }
-                }
-            } else {
-                check(response.error_code, None, what)?;
-                for t in response.topics {
-                    for p in t.partitions {
-                        rows.push((
-                            t.name.clone(),
-                            p.partition_index,
-                            p.committed_offset,
-                            p.committed_leader_epoch,
-                            p.metadata,
-                            p.error_code,
-                        ));
-                    }
-                }
+            if partitions.is_none() && version < 2 {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedVersion,
+                    "listing all of a group's offsets needs OffsetFetch v2 (Kafka 0.10.2+); name the partitions",
+                ));
             }
+            let topics = partitions.map(|p| {
+                by_topic(p)
+                    .into_iter()
+                    .map(|(name, ps)| (name.to_owned(), ps))
+                    .collect()
+            });
+            let request = fetch_request(version, &Member::outsider(group_id), topics, false);
+            let response = self.send_to(node, &request, dl.attempt_timeout())?;
+            let (group_error, rows) = fetch_rows(response, version, group_id)?;
+            check(
+                group_error.0,
+                None,
+                format_args!("fetching the offsets of group `{group_id}`"),
+            )?;
             let mut out = BTreeMap::new();
-            for (topic, partition, offset, epoch, metadata, code) in rows {
-                let code = ErrorCode(code);
-                if code.is_err() {
+            for row in rows {
+                if row.error.is_err() {
                     return Err(broker_error(
-                        code,
+                        row.error,
                         None,
                         format_args!("fetching the offset of group `{group_id}`"),
                     )
-                    .with_partition(topic, partition));
+                    .with_partition(row.topic, row.partition));
                 }
-                if offset < 0 {
-                    continue;
+                if let Some(committed) = row.committed {
+                    out.insert(TopicPartition::new(row.topic, row.partition), committed);
                 }
-                out.insert(
-                    TopicPartition::new(topic, partition),
-                    OffsetAndMetadata {
-                        offset,
-                        metadata: metadata.unwrap_or_default(),
-                        leader_epoch: Some(epoch).filter(|e| *e >= 0),
-                    },
-                );
             }
             Ok(out)
         })
@@ -616,34 +541,13 @@ impl AdminClient {
         self.run_items(order, &dl, COORDINATOR_RETRY, |pending| {
             let sent = (|| {
                 let node = self.coordinator(group_id, &dl)?;
-                let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-                for tp in pending {
-                    let Some(o) = wanted.get(tp) else { continue };
-                    topics
-                        .entry(&*tp.topic)
-                        .or_default()
-                        .push(OffsetCommitRequestPartition {
-                            partition_index: tp.partition,
-                            committed_offset: o.offset,
-                            committed_leader_epoch: o.leader_epoch.unwrap_or(-1),
-                            committed_metadata: Some(o.metadata.clone()),
-                            ..Default::default()
-                        });
-                }
-                let request = OffsetCommitRequest {
-                    group_id: group_id.to_owned(),
-                    generation_id_or_member_epoch: -1,
-                    member_id: String::new(),
-                    topics: topics
-                        .into_iter()
-                        .map(|(name, partitions)| OffsetCommitRequestTopic {
-                            name: name.to_owned(),
-                            partitions,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
+                let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = pending
+                    .iter()
+                    .filter_map(|tp| Some((tp.clone(), wanted.get(tp)?.clone())))
+                    .collect();
+                // Outside the group there is no instance id: the version
+                // only matters for that field.
+                let request = commit_request(0, &Member::outsider(group_id), &offsets);
                 self.send_to(node, &request, dl.attempt_timeout())
             })();
             let response = sent.map_err(|e| {

@@ -18,6 +18,7 @@ use crate::protocol::messages::offset_fetch_request::{
 };
 use crate::protocol::messages::{
     ListOffsetsRequest, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse,
 };
 use crate::protocol::ErrorCode;
 
@@ -191,6 +192,149 @@ pub(crate) struct Member {
     pub(crate) instance_id: Option<String>,
 }
 
+impl Member {
+    /// A client outside the group (generation -1, no member id), as the
+    /// admin client commits and asks.
+    pub(crate) fn outsider(group_id: &str) -> Member {
+        Member {
+            group_id: group_id.to_owned(),
+            member_id: String::new(),
+            generation: -1,
+            instance_id: None,
+        }
+    }
+}
+
+/// The OffsetFetch request in `version` for `member`'s group: the
+/// partitions of `topics` (name and partitions), or every partition the
+/// group has offsets for when `None` (v2+).
+pub(crate) fn fetch_request(
+    version: i16,
+    member: &Member,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> OffsetFetchRequest {
+    if version >= 8 {
+        OffsetFetchRequest {
+            groups: vec![OffsetFetchRequestGroup {
+                group_id: member.group_id.clone(),
+                member_id: (member.generation >= 0 && !member.member_id.is_empty())
+                    .then(|| member.member_id.clone()),
+                member_epoch: if member.member_id.is_empty() {
+                    -1
+                } else {
+                    member.generation
+                },
+                topics: topics.map(|t| {
+                    t.into_iter()
+                        .map(|(name, partition_indexes)| OffsetFetchRequestTopics {
+                            name,
+                            partition_indexes,
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
+                ..Default::default()
+            }],
+            require_stable,
+            ..Default::default()
+        }
+    } else {
+        OffsetFetchRequest {
+            group_id: member.group_id.clone(),
+            topics: topics.map(|t| {
+                t.into_iter()
+                    .map(|(name, partition_indexes)| OffsetFetchRequestTopic {
+                        name,
+                        partition_indexes,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            require_stable: require_stable && version >= 7,
+            ..Default::default()
+        }
+    }
+}
+
+/// One partition of an OffsetFetch answer: its error, and its committed
+/// offset (`None`: nothing committed).
+pub(crate) struct CommittedRow {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) error: ErrorCode,
+    pub(crate) committed: Option<OffsetAndMetadata>,
+}
+
+/// The group's error code and its partitions in an OffsetFetch answer in
+/// `version` (one group per answer from v8, top-level fields before).
+pub(crate) fn fetch_rows(
+    response: OffsetFetchResponse,
+    version: i16,
+    group_id: &str,
+) -> Result<(ErrorCode, Vec<CommittedRow>)> {
+    let (error, topics) = if version >= 8 {
+        let g = response
+            .groups
+            .into_iter()
+            .find(|g| g.group_id == group_id)
+            .ok_or_else(|| {
+                Error::protocol(format!("OffsetFetch answered without group `{group_id}`"))
+            })?;
+        let topics = g.topics.into_iter().map(|t| {
+            let rows: Vec<_> = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.error_code,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.metadata,
+                    )
+                })
+                .collect();
+            (t.name, rows)
+        });
+        (g.error_code, topics.collect::<Vec<_>>())
+    } else {
+        let topics = response.topics.into_iter().map(|t| {
+            let rows: Vec<_> = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.partition_index,
+                        p.error_code,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.metadata,
+                    )
+                })
+                .collect();
+            (t.name, rows)
+        });
+        (response.error_code, topics.collect::<Vec<_>>())
+    };
+    let mut rows = Vec::new();
+    for (topic, partitions) in topics {
+        for (partition, error, offset, epoch, metadata) in partitions {
+            rows.push(CommittedRow {
+                topic: topic.clone(),
+                partition,
+                error: ErrorCode(error),
+                committed: (offset >= 0).then(|| OffsetAndMetadata {
+                    offset,
+                    metadata: metadata.unwrap_or_default(),
+                    leader_epoch: (epoch >= 0).then_some(epoch),
+                }),
+            });
+        }
+    }
+    Ok((ErrorCode(error), rows))
+}
+
 /// The committed offsets of `partitions` (absent: nothing committed).
 /// Coordinator errors are returned as such for the caller to look the
 /// coordinator up again.
@@ -204,129 +348,45 @@ pub(crate) fn fetch_committed(
     let mut sorted = partitions.to_vec();
     sorted.sort();
     sorted.dedup();
-    let mut by_topic: Vec<(Arc<str>, Vec<i32>)> = Vec::new();
+    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
     for tp in &sorted {
-        if by_topic.last().map_or(true, |(t, _)| *t != tp.topic) {
-            by_topic.push((Arc::clone(&tp.topic), Vec::new()));
+        if by_topic.last().map_or(true, |(t, _)| **t != *tp.topic) {
+            by_topic.push((tp.topic.to_string(), Vec::new()));
         }
         if let Some((_, ps)) = by_topic.last_mut() {
             ps.push(tp.partition);
         }
     }
+    let mut version = 0;
     let response = conn.send_versioned(timeout, |v| {
-        if v >= 8 {
-            OffsetFetchRequest {
-                groups: vec![OffsetFetchRequestGroup {
-                    group_id: member.group_id.clone(),
-                    member_id: (member.generation >= 0 && !member.member_id.is_empty())
-                        .then(|| member.member_id.clone()),
-                    member_epoch: if member.member_id.is_empty() {
-                        -1
-                    } else {
-                        member.generation
-                    },
-                    topics: Some(
-                        by_topic
-                            .iter()
-                            .map(|(t, ps)| OffsetFetchRequestTopics {
-                                name: t.to_string(),
-                                partition_indexes: ps.clone(),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    ),
-                    ..Default::default()
-                }],
-                require_stable,
-                ..Default::default()
-            }
-        } else {
-            OffsetFetchRequest {
-                group_id: member.group_id.clone(),
-                topics: Some(
-                    by_topic
-                        .iter()
-                        .map(|(t, ps)| OffsetFetchRequestTopic {
-                            name: t.to_string(),
-                            partition_indexes: ps.clone(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                require_stable: require_stable && v >= 7,
-                ..Default::default()
-            }
-        }
+        version = v;
+        fetch_request(v, member, Some(by_topic), require_stable)
     })?;
-    let mut out = HashMap::new();
-    let mut entries: Vec<(String, i32, i64, i32, Option<String>, i16)> = Vec::new();
-    let group_error = if let Some(g) = response.groups.first() {
-        for t in &g.topics {
-            for p in &t.partitions {
-                entries.push((
-                    t.name.clone(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.metadata.clone(),
-                    p.error_code,
-                ));
-            }
-        }
-        ErrorCode(g.error_code)
-    } else {
-        for t in &response.topics {
-            for p in &t.partitions {
-                entries.push((
-                    t.name.clone(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.metadata.clone(),
-                    p.error_code,
-                ));
-            }
-        }
-        ErrorCode(response.error_code)
+    let what = || {
+        format!(
+            "fetching the committed offsets of group `{}`",
+            member.group_id
+        )
     };
+    let (group_error, rows) = fetch_rows(response, version, &member.group_id)?;
     if group_error.is_err() {
-        return Err(Error::broker(
-            group_error,
-            format!(
-                "fetching the committed offsets of group `{}`",
-                member.group_id
-            ),
-        ));
+        return Err(Error::broker(group_error, what()));
     }
-    for (topic, partition, offset, epoch, metadata, code) in entries {
-        let code = ErrorCode(code);
-        if code.is_err() {
-            return Err(Error::broker(
-                code,
-                format!(
-                    "fetching the committed offsets of group `{}`",
-                    member.group_id
-                ),
-            )
-            .with_partition(topic, partition));
+    let mut out = HashMap::new();
+    for row in rows {
+        if row.error.is_err() {
+            return Err(Error::broker(row.error, what()).with_partition(row.topic, row.partition));
         }
-        if offset < 0 {
+        let Some(committed) = row.committed else {
             continue;
-        }
+        };
         let Some(tp) = sorted
             .iter()
-            .find(|tp| tp.partition == partition && *tp.topic == *topic)
+            .find(|tp| tp.partition == row.partition && *tp.topic == *row.topic)
         else {
             continue;
         };
-        out.insert(
-            tp.clone(),
-            OffsetAndMetadata {
-                offset,
-                metadata: metadata.unwrap_or_default(),
-                leader_epoch: (epoch >= 0).then_some(epoch),
-            },
-        );
+        out.insert(tp.clone(), committed);
     }
     Ok(out)
 }
