@@ -1,9 +1,9 @@
 //! Configs: describe, alter (whole set), alter incrementally.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::{check, AdminClient, Answer, CONTROLLER_RETRY};
+use super::{check, keyed, AdminClient, Answer, CONTROLLER_RETRY};
 use crate::error::{Error, Result};
 use crate::protocol::messages::describe_configs_request::DescribeConfigsResource;
 use crate::protocol::messages::{
@@ -610,15 +610,10 @@ impl AdminClient {
     fn alter_each<W, R: Request>(
         &self,
         resources: impl IntoIterator<Item = (ConfigResource, W)>,
-        request: impl Fn(&[&ConfigResource], &BTreeMap<ConfigResource, W>) -> R,
+        request: impl Fn(&[&ConfigResource], &HashMap<ConfigResource, W>) -> R,
         answers: impl Fn(R::Response) -> Vec<(i8, String, i16, Option<String>)>,
     ) -> Result<Vec<(ConfigResource, Result<()>)>> {
-        let mut wanted: BTreeMap<ConfigResource, W> = BTreeMap::new();
-        let mut order = Vec::new();
-        for (r, w) in resources {
-            order.push(r.clone());
-            wanted.entry(r).or_insert(w);
-        }
+        let (order, wanted) = keyed(resources);
         let dl = self.deadline(None);
         self.run_items(order, &dl, CONTROLLER_RETRY, |pending| {
             let (groups, bad) = by_broker(pending);

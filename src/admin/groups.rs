@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use super::{
-    broker_error, check, AdminClient, Answer, Deadline, OffsetAndMetadata, TopicPartition,
+    broker_error, check, keyed, AdminClient, Answer, Deadline, OffsetAndMetadata, TopicPartition,
     COORDINATOR_RETRY,
 };
 use crate::bytes::Bytes;
-use crate::consumer::offsets::{commit_request, fetch_request, fetch_rows, Member};
+use crate::consumer::offsets::{by_topic, commit_request, fetch_request, fetch_rows, Member};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
@@ -190,17 +190,6 @@ fn decode_member(
         subscription,
         assignment,
     })
-}
-
-/// Partitions grouped by topic, in order.
-fn by_topic<'a>(
-    parts: impl IntoIterator<Item = &'a TopicPartition>,
-) -> BTreeMap<&'a str, Vec<i32>> {
-    let mut m: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in parts {
-        m.entry(&*tp.topic).or_default().push(tp.partition);
-    }
-    m
 }
 
 impl AdminClient {
@@ -491,7 +480,7 @@ impl AdminClient {
                 ));
             }
             let topics = partitions.map(|p| {
-                by_topic(p)
+                by_topic(p.iter().map(|tp| (tp, tp.partition)))
                     .into_iter()
                     .map(|(name, ps)| (name.to_owned(), ps))
                     .collect()
@@ -531,12 +520,7 @@ impl AdminClient {
         group_id: &str,
         offsets: impl IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
     ) -> Result<Vec<(TopicPartition, Result<()>)>> {
-        let mut wanted: HashMap<TopicPartition, OffsetAndMetadata> = HashMap::new();
-        let mut order = Vec::new();
-        for (tp, o) in offsets {
-            order.push(tp.clone());
-            wanted.entry(tp).or_insert(o);
-        }
+        let (order, wanted) = keyed(offsets);
         let dl = self.deadline(None);
         self.run_items(order, &dl, COORDINATOR_RETRY, |pending| {
             let sent = (|| {
@@ -590,7 +574,7 @@ impl AdminClient {
                 let node = self.coordinator(group_id, &dl)?;
                 let request = OffsetDeleteRequest {
                     group_id: group_id.to_owned(),
-                    topics: by_topic(pending)
+                    topics: by_topic(pending.iter().map(|tp| (tp, tp.partition)))
                         .into_iter()
                         .map(|(name, ps)| OffsetDeleteRequestTopic {
                             name: name.to_owned(),

@@ -238,6 +238,20 @@ fn dedup<K: Clone + Eq + Hash>(items: impl IntoIterator<Item = K>) -> Vec<K> {
         .collect()
 }
 
+/// The keys of `items` in the order given (repeats kept: `run_items`
+/// answers each), and the value of each key's first occurrence.
+fn keyed<K: Clone + Eq + Hash, V>(
+    items: impl IntoIterator<Item = (K, V)>,
+) -> (Vec<K>, HashMap<K, V>) {
+    let mut values = HashMap::new();
+    let mut order = Vec::new();
+    for (k, v) in items {
+        order.push(k.clone());
+        values.entry(k).or_insert(v);
+    }
+    (order, values)
+}
+
 impl AdminClient {
     /// A builder with kafka-python's names and defaults.
     pub fn builder() -> AdminClientBuilder {

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{broker_error, check, AdminClient, Answer, Deadline, TopicPartition};
+use super::{broker_error, check, keyed, AdminClient, Answer, Deadline, TopicPartition};
 use crate::client::VersionInfo;
 use crate::cluster::{BrokerInfo, Purpose};
+use crate::consumer::offsets::by_topic;
 use crate::error::{Error, Result};
 use crate::protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
@@ -113,12 +114,7 @@ impl AdminClient {
         before: impl IntoIterator<Item = (TopicPartition, i64)>,
         timeout: Option<Duration>,
     ) -> Result<Vec<(TopicPartition, Result<i64>)>> {
-        let mut offsets: HashMap<TopicPartition, i64> = HashMap::new();
-        let mut order = Vec::new();
-        for (tp, o) in before {
-            order.push(tp.clone());
-            offsets.entry(tp).or_insert(o);
-        }
+        let (order, offsets) = keyed(before);
         let dl = self.deadline(timeout);
         self.run_items(order, &dl, LEADER_RETRY, |pending| {
             let mut out = Vec::new();
@@ -130,17 +126,14 @@ impl AdminClient {
                 }
             }
             for (leader, parts) in by_leader {
-                let mut topics: BTreeMap<&str, Vec<DeleteRecordsPartition>> = BTreeMap::new();
-                for tp in &parts {
-                    topics
-                        .entry(&*tp.topic)
-                        .or_default()
-                        .push(DeleteRecordsPartition {
-                            partition_index: tp.partition,
-                            offset: offsets.get(tp).copied().unwrap_or(-1),
-                            ..Default::default()
-                        });
-                }
+                let topics = by_topic(parts.iter().map(|tp| {
+                    let p = DeleteRecordsPartition {
+                        partition_index: tp.partition,
+                        offset: offsets.get(tp).copied().unwrap_or(-1),
+                        ..Default::default()
+                    };
+                    (tp, p)
+                }));
                 let request = DeleteRecordsRequest {
                     topics: topics
                         .into_iter()

@@ -2,7 +2,7 @@
 //! (committed offsets) and OffsetCommit, each built for the version the
 //! broker speaks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,18 @@ use crate::protocol::messages::{
     OffsetFetchResponse,
 };
 use crate::protocol::ErrorCode;
+
+/// `items` grouped by topic (topics in name order, each topic's items in
+/// the order given), for requests that list topics with their partitions.
+pub(crate) fn by_topic<'a, V>(
+    items: impl IntoIterator<Item = (&'a TopicPartition, V)>,
+) -> BTreeMap<&'a str, Vec<V>> {
+    let mut topics: BTreeMap<&str, Vec<V>> = BTreeMap::new();
+    for (tp, v) in items {
+        topics.entry(&*tp.topic).or_default().push(v);
+    }
+    topics
+}
 
 /// ListOffsets' "earliest" timestamp.
 pub(crate) const EARLIEST: i64 = -2;
@@ -91,25 +103,24 @@ pub(crate) fn list_offsets(
                 }
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut topics: Vec<ListOffsetsTopic> = Vec::new();
             let mut sorted = parts.clone();
             sorted.sort();
-            for (tp, ts) in &sorted {
-                if topics.last().map_or(true, |t| *t.name != *tp.topic) {
-                    topics.push(ListOffsetsTopic {
-                        name: tp.topic.to_string(),
-                        ..Default::default()
-                    });
-                }
-                if let Some(t) = topics.last_mut() {
-                    t.partitions.push(ListOffsetsPartition {
-                        partition_index: tp.partition,
-                        timestamp: *ts,
-                        max_num_offsets: 1,
-                        ..Default::default()
-                    });
-                }
-            }
+            let topics: Vec<ListOffsetsTopic> = by_topic(sorted.iter().map(|(tp, ts)| {
+                let p = ListOffsetsPartition {
+                    partition_index: tp.partition,
+                    timestamp: *ts,
+                    max_num_offsets: 1,
+                    ..Default::default()
+                };
+                (tp, p)
+            }))
+            .into_iter()
+            .map(|(name, partitions)| ListOffsetsTopic {
+                name: name.to_owned(),
+                partitions,
+                ..Default::default()
+            })
+            .collect();
             let mut version = 0;
             let answer = conn.send_versioned(left.max(Duration::from_millis(1)), |v| {
                 version = v;
@@ -273,6 +284,25 @@ pub(crate) fn fetch_rows(
     version: i16,
     group_id: &str,
 ) -> Result<(ErrorCode, Vec<CommittedRow>)> {
+    // The two layouts have the same fields in different types.
+    macro_rules! flatten {
+        ($topics:expr) => {
+            $topics
+                .into_iter()
+                .map(|t| {
+                    let partitions: Vec<_> = t
+                        .partitions
+                        .into_iter()
+                        .map(|p| {
+                            let (offset, epoch) = (p.committed_offset, p.committed_leader_epoch);
+                            (p.partition_index, p.error_code, offset, epoch, p.metadata)
+                        })
+                        .collect();
+                    (t.name, partitions)
+                })
+                .collect::<Vec<_>>()
+        };
+    }
     let (error, topics) = if version >= 8 {
         let g = response
             .groups
@@ -281,41 +311,9 @@ pub(crate) fn fetch_rows(
             .ok_or_else(|| {
                 Error::protocol(format!("OffsetFetch answered without group `{group_id}`"))
             })?;
-        let topics = g.topics.into_iter().map(|t| {
-            let rows: Vec<_> = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    (
-                        p.partition_index,
-                        p.error_code,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.metadata,
-                    )
-                })
-                .collect();
-            (t.name, rows)
-        });
-        (g.error_code, topics.collect::<Vec<_>>())
+        (g.error_code, flatten!(g.topics))
     } else {
-        let topics = response.topics.into_iter().map(|t| {
-            let rows: Vec<_> = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    (
-                        p.partition_index,
-                        p.error_code,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.metadata,
-                    )
-                })
-                .collect();
-            (t.name, rows)
-        });
-        (response.error_code, topics.collect::<Vec<_>>())
+        (response.error_code, flatten!(response.topics))
     };
     let mut rows = Vec::new();
     for (topic, partitions) in topics {
@@ -348,19 +346,14 @@ pub(crate) fn fetch_committed(
     let mut sorted = partitions.to_vec();
     sorted.sort();
     sorted.dedup();
-    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
-    for tp in &sorted {
-        if by_topic.last().map_or(true, |(t, _)| **t != *tp.topic) {
-            by_topic.push((tp.topic.to_string(), Vec::new()));
-        }
-        if let Some((_, ps)) = by_topic.last_mut() {
-            ps.push(tp.partition);
-        }
-    }
+    let topics: Vec<(String, Vec<i32>)> = by_topic(sorted.iter().map(|tp| (tp, tp.partition)))
+        .into_iter()
+        .map(|(name, partitions)| (name.to_owned(), partitions))
+        .collect();
     let mut version = 0;
     let response = conn.send_versioned(timeout, |v| {
         version = v;
-        fetch_request(v, member, Some(by_topic), require_stable)
+        fetch_request(v, member, Some(topics), require_stable)
     })?;
     let what = || {
         format!(
@@ -399,24 +392,23 @@ pub(crate) fn commit_request(
 ) -> OffsetCommitRequest {
     let mut sorted: Vec<&(TopicPartition, OffsetAndMetadata)> = offsets.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-    for (tp, om) in sorted {
-        if topics.last().map_or(true, |t| *t.name != *tp.topic) {
-            topics.push(OffsetCommitRequestTopic {
-                name: tp.topic.to_string(),
-                ..Default::default()
-            });
-        }
-        if let Some(t) = topics.last_mut() {
-            t.partitions.push(OffsetCommitRequestPartition {
-                partition_index: tp.partition,
-                committed_offset: om.offset,
-                committed_leader_epoch: om.leader_epoch.unwrap_or(-1),
-                committed_metadata: Some(om.metadata.clone()),
-                ..Default::default()
-            });
-        }
-    }
+    let topics = by_topic(sorted.into_iter().map(|(tp, om)| {
+        let p = OffsetCommitRequestPartition {
+            partition_index: tp.partition,
+            committed_offset: om.offset,
+            committed_leader_epoch: om.leader_epoch.unwrap_or(-1),
+            committed_metadata: Some(om.metadata.clone()),
+            ..Default::default()
+        };
+        (tp, p)
+    }))
+    .into_iter()
+    .map(|(name, partitions)| OffsetCommitRequestTopic {
+        name: name.to_owned(),
+        partitions,
+        ..Default::default()
+    })
+    .collect();
     OffsetCommitRequest {
         group_id: member.group_id.clone(),
         generation_id_or_member_epoch: member.generation,

@@ -103,19 +103,12 @@ pub(super) fn run(r: &mut Runner) {
         let now = Instant::now();
         r.tick(now);
         let in_group = !m.member_id.is_empty() || m.stable;
-        if r.left_at_polls.is_none() && in_group && r.poll_interval_exceeded(now) {
-            log::warn!(
-                "group `{}`: no poll for more than max_poll_interval_ms ({} ms): leaving the group so its partitions can move; the next poll rejoins. Poll more often, or raise max_poll_interval_ms / lower max_poll_records",
-                r.group_id,
-                r.cfg.max_poll_interval.as_millis()
-            );
+        if r.must_leave_for_poll(now, in_group) {
             m.leave(r, "consumer poll timeout has expired");
             m.lose(r);
-            r.awaiting_ack = None;
-            r.left_at_polls = Some(r.shared.polls.load(std::sync::atomic::Ordering::Relaxed));
+            r.left_for_poll();
         }
-        if r.left_at_polls.is_some() && r.polled_since_leaving() {
-            r.left_at_polls = None;
+        if r.polled_again() {
             m.needs_join = true;
         }
         if r.fatal || r.left_at_polls.is_some() {
@@ -222,6 +215,30 @@ impl Classic {
         }
     }
 
+    /// The errors JoinGroup and SyncGroup share (`api`, and `verb` for the
+    /// message): the member id or generation is gone (lost, rejoin), the
+    /// coordinator moved, a fatal error, or one to retry after a backoff.
+    fn join_error(&mut self, r: &mut Runner, code: ErrorCode, api: &str, verb: &str) {
+        match code {
+            ErrorCode::UNKNOWN_MEMBER_ID => {
+                self.member_id.clear();
+                self.lose(r);
+            }
+            ErrorCode::ILLEGAL_GENERATION => self.lose(r),
+            c if c.is_coordinator_error() => {
+                r.coordinator_lost();
+                self.back_off(r);
+            }
+            c if is_fatal(c) => {
+                r.fail(Error::broker(c, format!("{verb} group `{}`", r.group_id)));
+            }
+            c => {
+                log::debug!("group `{}`: {api}: {c}", r.group_id);
+                self.back_off(r);
+            }
+        }
+    }
+
     fn back_off(&mut self, r: &Runner) {
         self.retry_at = Some(Instant::now() + r.backoff());
     }
@@ -322,27 +339,8 @@ impl Classic {
                 self.member_id = joined.member_id;
                 return;
             }
-            ErrorCode::UNKNOWN_MEMBER_ID => {
-                self.member_id.clear();
-                self.lose(r);
-                return;
-            }
-            ErrorCode::ILLEGAL_GENERATION => {
-                self.lose(r);
-                return;
-            }
-            c if c.is_coordinator_error() => {
-                r.coordinator_lost();
-                self.back_off(r);
-                return;
-            }
-            c if is_fatal(c) => {
-                r.fail(Error::broker(c, format!("joining group `{}`", r.group_id)));
-                return;
-            }
             c => {
-                log::debug!("group `{}`: JoinGroup: {c}", r.group_id);
-                self.back_off(r);
+                self.join_error(r, c, "JoinGroup", "joining");
                 return;
             }
         }
@@ -414,27 +412,8 @@ impl Classic {
                 );
                 return;
             }
-            ErrorCode::UNKNOWN_MEMBER_ID => {
-                self.member_id.clear();
-                self.lose(r);
-                return;
-            }
-            ErrorCode::ILLEGAL_GENERATION => {
-                self.lose(r);
-                return;
-            }
-            c if c.is_coordinator_error() => {
-                r.coordinator_lost();
-                self.back_off(r);
-                return;
-            }
-            c if is_fatal(c) => {
-                r.fail(Error::broker(c, format!("syncing group `{}`", r.group_id)));
-                return;
-            }
             c => {
-                log::debug!("group `{}`: SyncGroup: {c}", r.group_id);
-                self.back_off(r);
+                self.join_error(r, c, "SyncGroup", "syncing");
                 return;
             }
         }

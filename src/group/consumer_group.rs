@@ -123,19 +123,12 @@ pub(super) fn run(r: &mut Runner) {
             m.next_heartbeat = now;
         }
         r.tick(now);
-        if r.left_at_polls.is_none() && m.joined && r.poll_interval_exceeded(now) {
-            log::warn!(
-                "group `{}`: no poll for more than max_poll_interval_ms ({} ms): leaving the group; the next poll rejoins",
-                r.group_id,
-                r.cfg.max_poll_interval.as_millis()
-            );
+        if r.must_leave_for_poll(now, m.joined) {
             m.leave(r);
             m.lose(r);
-            r.awaiting_ack = None;
-            r.left_at_polls = Some(r.shared.polls.load(std::sync::atomic::Ordering::Relaxed));
+            r.left_for_poll();
         }
-        if r.left_at_polls.is_some() && r.polled_since_leaving() {
-            r.left_at_polls = None;
+        if r.polled_again() {
             m.next_heartbeat = now;
         }
         if r.fatal || r.left_at_polls.is_some() {

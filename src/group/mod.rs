@@ -60,6 +60,21 @@ pub(crate) struct GroupShared {
     pub(crate) commit_due: AtomicBool,
 }
 
+impl GroupShared {
+    /// Not a member yet, no poll, no commit due.
+    fn new() -> GroupShared {
+        GroupShared {
+            member: Mutex::new(MemberState {
+                coordinator: None,
+                member_id: String::new(),
+                generation: -1,
+            }),
+            polls: AtomicU64::new(0),
+            commit_due: AtomicBool::new(false),
+        }
+    }
+}
+
 /// One [`GroupEvent`] with what it belongs to.
 #[derive(Debug)]
 pub(crate) struct GroupMsg {
@@ -184,15 +199,7 @@ impl Group {
             .group_id
             .clone()
             .ok_or_else(|| Error::invalid_argument("no group_id"))?;
-        let shared = Arc::new(GroupShared {
-            member: Mutex::new(MemberState {
-                coordinator: None,
-                member_id: String::new(),
-                generation: -1,
-            }),
-            polls: AtomicU64::new(0),
-            commit_due: AtomicBool::new(false),
-        });
+        let shared = Arc::new(GroupShared::new());
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let instance_id = cfg.group_instance_id.clone();
@@ -677,10 +684,39 @@ impl Runner {
         now.duration_since(self.polls_seen.1) > self.cfg.max_poll_interval
     }
 
-    /// Whether the consumer polled since `left_at_polls` was set.
-    fn polled_since_leaving(&self) -> bool {
-        self.left_at_polls
-            .is_some_and(|n| self.shared.polls.load(Ordering::Relaxed) != n)
+    /// Whether a member (`in_group`) must leave now because the consumer
+    /// has not polled for `max_poll_interval_ms`, as the Java client does;
+    /// says so in the log. The caller leaves, loses its partitions, then
+    /// calls [`left_for_poll`](Self::left_for_poll).
+    fn must_leave_for_poll(&self, now: Instant, in_group: bool) -> bool {
+        let leave = self.left_at_polls.is_none() && in_group && self.poll_interval_exceeded(now);
+        if leave {
+            log::warn!(
+                "group `{}`: no poll for more than max_poll_interval_ms ({} ms): leaving the group so its partitions can move; the next poll rejoins. Poll more often, or raise max_poll_interval_ms / lower max_poll_records",
+                self.group_id,
+                self.cfg.max_poll_interval.as_millis()
+            );
+        }
+        leave
+    }
+
+    /// Notes that the member left for want of polls: nothing waits for an
+    /// acknowledgement any more, and the next poll rejoins.
+    fn left_for_poll(&mut self) {
+        self.awaiting_ack = None;
+        self.left_at_polls = Some(self.shared.polls.load(Ordering::Relaxed));
+    }
+
+    /// Whether the consumer polled again since the member left for want of
+    /// polls (once: the member rejoins).
+    fn polled_again(&mut self) -> bool {
+        let again = self
+            .left_at_polls
+            .is_some_and(|n| self.shared.polls.load(Ordering::Relaxed) != n);
+        if again {
+            self.left_at_polls = None;
+        }
+        again
     }
 
     fn set_member(&self, member_id: &str, generation: i32) {
@@ -794,15 +830,7 @@ mod tests {
             .config()
             .unwrap();
         let cluster = Cluster::new(cfg.client.clone(), false);
-        let shared = Arc::new(GroupShared {
-            member: Mutex::new(MemberState {
-                coordinator: None,
-                member_id: String::new(),
-                generation: -1,
-            }),
-            polls: AtomicU64::new(0),
-            commit_due: AtomicBool::new(false),
-        });
+        let shared = Arc::new(GroupShared::new());
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let r = Runner::new(

@@ -723,6 +723,13 @@ impl SenderThread {
                     msg.push_str(": ");
                     msg.push_str(m);
                 }
+                if code == ErrorCode::MESSAGE_TOO_LARGE {
+                    // Batches of several records are split and sent again;
+                    // one record alone is over the topic's limit.
+                    msg.push_str(
+                        "; the record is larger than the topic's max.message.bytes: raise that limit or send smaller records",
+                    );
+                }
                 self.cluster.note_error(code);
                 self.batch_failed(b, Error::broker(code, msg), now);
             }

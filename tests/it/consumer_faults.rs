@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use std::sync::{Arc, Mutex};
 
 use kafka_blocking::consumer::Consumer;
-use kafka_blocking::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_blocking::protocol::messages::{FetchRequest, FetchResponse};
+use kafka_blocking::protocol::messages::fetch_response::PartitionData;
+use kafka_blocking::protocol::messages::FetchRequest;
 use kafka_blocking::protocol::{ApiKey, Uuid};
 use kafka_blocking::{Bytes, Client, ClientConfig, ErrorKind};
 
 use crate::consumer::produce_to;
 use crate::faults::{
-    fake_api_versions, fake_metadata, fake_records, FakeCluster, FakeServer, Proxy,
+    fake_api_versions, fake_metadata, fake_records, fetch_each, FakeCluster, FakeServer, Proxy,
 };
 use crate::harness::{bootstrap, create_topic, external, unique_topic};
 
@@ -236,31 +236,18 @@ fn fetches_go_to_the_preferred_read_replica() {
         ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([5; 16]), 1, 1)]),
         ApiKey::FETCH => {
             let node = req.node;
-            req.answer::<FetchRequest>(|r| FetchResponse {
-                responses: r
-                    .topics
-                    .iter()
-                    .map(|t| FetchableTopicResponse {
-                        topic: t.topic.clone(),
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| PartitionData {
-                                partition_index: p.partition,
-                                high_watermark: 1_000,
-                                preferred_read_replica: if node == 1 { 2 } else { -1 },
-                                records: Some(if node == 1 {
-                                    Bytes::new()
-                                } else {
-                                    fake_records(p.fetch_offset, 10)
-                                }),
-                                ..Default::default()
-                            })
-                            .collect(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
+            req.answer::<FetchRequest>(|r| {
+                fetch_each(r, |p| PartitionData {
+                    partition_index: p.partition,
+                    high_watermark: 1_000,
+                    preferred_read_replica: if node == 1 { 2 } else { -1 },
+                    records: Some(if node == 1 {
+                        Bytes::new()
+                    } else {
+                        fake_records(p.fetch_offset, 10)
+                    }),
+                    ..Default::default()
+                })
             })
         }
         _ => None,

@@ -518,3 +518,56 @@ pub fn fake_records(base: i64, n: usize) -> kafka_blocking::Bytes {
     })
     .expect("build")
 }
+
+/// A ListOffsets answer giving `offset` for every partition asked.
+pub fn list_offsets_at(
+    r: kafka_blocking::protocol::messages::ListOffsetsRequest,
+    offset: i64,
+) -> kafka_blocking::protocol::messages::ListOffsetsResponse {
+    use kafka_blocking::protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    kafka_blocking::protocol::messages::ListOffsetsResponse {
+        topics: r
+            .topics
+            .iter()
+            .map(|t| ListOffsetsTopicResponse {
+                name: t.name.clone(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| ListOffsetsPartitionResponse {
+                        partition_index: p.partition_index,
+                        offset,
+                        timestamp: -1,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A Fetch answer with `partition(p)` for every partition asked.
+pub fn fetch_each(
+    r: kafka_blocking::protocol::messages::FetchRequest,
+    partition: impl Fn(
+        &kafka_blocking::protocol::messages::fetch_request::FetchPartition,
+    ) -> kafka_blocking::protocol::messages::fetch_response::PartitionData,
+) -> kafka_blocking::protocol::messages::FetchResponse {
+    use kafka_blocking::protocol::messages::fetch_response::FetchableTopicResponse;
+    kafka_blocking::protocol::messages::FetchResponse {
+        responses: r
+            .topics
+            .iter()
+            .map(|t| FetchableTopicResponse {
+                topic: t.topic.clone(),
+                partitions: t.partitions.iter().map(&partition).collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_blocking::consumer::Consumer;
-use kafka_blocking::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_blocking::protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_blocking::protocol::messages::fetch_response::PartitionData;
 use kafka_blocking::protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
@@ -19,7 +16,8 @@ use kafka_blocking::protocol::{ApiKey, ErrorCode, Uuid};
 use kafka_blocking::Bytes;
 
 use crate::faults::{
-    fake_api_versions, fake_find_coordinator, fake_metadata, fake_records, FakeCluster, FakeReq,
+    fake_api_versions, fake_find_coordinator, fake_metadata, fake_records, fetch_each,
+    list_offsets_at, FakeCluster, FakeReq,
 };
 
 const TOPIC: &str = "fake-group-topic";
@@ -65,50 +63,15 @@ fn data_plane(req: &FakeReq) -> Option<Vec<u8>> {
                 .collect(),
             ..Default::default()
         }),
-        ApiKey::LIST_OFFSETS => req.answer::<ListOffsetsRequest>(|r| ListOffsetsResponse {
-            topics: r
-                .topics
-                .iter()
-                .map(|t| ListOffsetsTopicResponse {
-                    name: t.name.clone(),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .map(|p| ListOffsetsPartitionResponse {
-                            partition_index: p.partition_index,
-                            offset: 0,
-                            timestamp: -1,
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
+        ApiKey::LIST_OFFSETS => req.answer::<ListOffsetsRequest>(|r| list_offsets_at(r, 0)),
         ApiKey::FETCH => req.answer::<FetchRequest>(|r| {
             std::thread::sleep(Duration::from_millis(5));
-            FetchResponse {
-                responses: r
-                    .topics
-                    .iter()
-                    .map(|t| FetchableTopicResponse {
-                        topic: t.topic.clone(),
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| PartitionData {
-                                partition_index: p.partition,
-                                high_watermark: p.fetch_offset + 10,
-                                records: Some(fake_records(p.fetch_offset, 10)),
-                                ..Default::default()
-                            })
-                            .collect(),
-                        ..Default::default()
-                    })
-                    .collect(),
+            fetch_each(r, |p| PartitionData {
+                partition_index: p.partition,
+                high_watermark: p.fetch_offset + 10,
+                records: Some(fake_records(p.fetch_offset, 10)),
                 ..Default::default()
-            }
+            })
         }),
         _ => None,
     }

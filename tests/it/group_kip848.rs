@@ -16,11 +16,8 @@ use kafka_blocking::protocol::messages::api_versions_response::ApiVersion;
 use kafka_blocking::protocol::messages::consumer_group_heartbeat_response::{
     Assignment, TopicPartitions,
 };
-use kafka_blocking::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_blocking::protocol::messages::fetch_response::PartitionData;
 use kafka_blocking::protocol::messages::find_coordinator_response::Coordinator;
-use kafka_blocking::protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
 use kafka_blocking::protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -35,6 +32,8 @@ use kafka_blocking::protocol::{
     ApiKey, Decoder, Message, Request, RequestHeader, ResponseHeader, Uuid,
 };
 use kafka_blocking::{Bytes, Result};
+
+use crate::faults::{fetch_each, list_offsets_at};
 
 const TOPIC: &str = "kip848-topic";
 const TOPIC_ID: Uuid = Uuid([9; 16]);
@@ -221,51 +220,16 @@ fn serve(mut s: TcpStream, port: u16, hb_version: i16, coord: &Mutex<Coord>) {
                 }
             }),
             ApiKey::LIST_OFFSETS => {
-                answer::<ListOffsetsRequest>(&body, version, |r| ListOffsetsResponse {
-                    topics: r
-                        .topics
-                        .iter()
-                        .map(|t| ListOffsetsTopicResponse {
-                            name: t.name.clone(),
-                            partitions: t
-                                .partitions
-                                .iter()
-                                .map(|p| ListOffsetsPartitionResponse {
-                                    partition_index: p.partition_index,
-                                    offset: 0,
-                                    timestamp: -1,
-                                    ..Default::default()
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
+                answer::<ListOffsetsRequest>(&body, version, |r| list_offsets_at(r, 0))
             }
             ApiKey::FETCH => answer::<FetchRequest>(&body, version, |r| {
                 std::thread::sleep(Duration::from_millis(r.max_wait_ms.clamp(0, 50) as u64));
-                FetchResponse {
-                    responses: r
-                        .topics
-                        .iter()
-                        .map(|t| FetchableTopicResponse {
-                            topic: t.topic.clone(),
-                            partitions: t
-                                .partitions
-                                .iter()
-                                .map(|p| PartitionData {
-                                    partition_index: p.partition,
-                                    high_watermark: 0,
-                                    records: Some(Bytes::new()),
-                                    ..Default::default()
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })
-                        .collect(),
+                fetch_each(r, |p| PartitionData {
+                    partition_index: p.partition,
+                    high_watermark: 0,
+                    records: Some(Bytes::new()),
                     ..Default::default()
-                }
+                })
             }),
             _ => return,
         };
