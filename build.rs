@@ -1,0 +1,35 @@
+//! Tells the test targets which brokers the environment names, so a test
+//! that cannot run on the broker at hand is compiled as `#[ignore]` (with its
+//! reason) instead of returning early and counting as passed:
+//!
+//! ```ignore
+//! #[test]
+//! #[cfg_attr(not(kafka_external), ignore = "needs real Kafka: set KAFKA_BOOTSTRAP_SERVERS")]
+//! fn needs_real_kafka() { /* ... */ }
+//! ```
+//!
+//! | cfg | set when |
+//! |---|---|
+//! | `kafka_external` | `KAFKA_BOOTSTRAP_SERVERS` names a broker (else the local Tansu runs) |
+//! | `kafka_sasl` | `KAFKA_SASL_BOOTSTRAP_SERVERS` (a SASL_PLAINTEXT listener) |
+//! | `kafka_ssl` | `KAFKA_SSL_BOOTSTRAP_SERVERS` (an SSL listener) |
+//! | `kafka_sasl_ssl` | `KAFKA_SASL_SSL_BOOTSTRAP_SERVERS` (a SASL_SSL listener) |
+//!
+//! Nothing here changes the library itself; changing one of these variables
+//! rebuilds the crate so the tests see the new set.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    for (var, cfg) in [
+        ("KAFKA_BOOTSTRAP_SERVERS", "kafka_external"),
+        ("KAFKA_SASL_BOOTSTRAP_SERVERS", "kafka_sasl"),
+        ("KAFKA_SSL_BOOTSTRAP_SERVERS", "kafka_ssl"),
+        ("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS", "kafka_sasl_ssl"),
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+        println!("cargo:rustc-check-cfg=cfg({cfg})");
+        if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
+}
