@@ -468,6 +468,7 @@ mod error;
 mod group;
 mod hash;
 mod net;
+mod partition;
 pub mod producer;
 pub mod protocol;
 pub mod records;
@@ -480,6 +481,7 @@ pub use crate::client::{Client, VersionInfo};
 pub use crate::config::{
     BrokerAddress, ClientConfig, ClientConfigBuilder, SecurityProtocol, DEFAULT_PORT,
 };
-pub use crate::consumer::{Consumer, Message, OffsetAndMetadata, TopicPartition};
+pub use crate::consumer::{Consumer, Message};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::partition::{OffsetAndMetadata, TopicPartition};
 pub use crate::producer::{Producer, Record};

@@ -25,12 +25,12 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::fetch_session::{Plan, SentPart, Session, Want};
-use super::message::TopicPartition;
 use super::metrics::Metrics;
 use crate::bytes::Bytes;
 use crate::cluster::{Cluster, Purpose};
 use crate::error::{Error, Result};
 use crate::net::{decode_response, Completion, Reply};
+use crate::partition::TopicPartition;
 use crate::protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use crate::protocol::messages::FetchRequest;
 use crate::protocol::{ErrorCode, Uuid};

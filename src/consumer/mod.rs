@@ -85,11 +85,10 @@ pub use config::{
 };
 #[cfg(feature = "json")]
 pub use message::JsonDeserializer;
-pub use message::{
-    Deserializer, FromPayload, IntoTopicName, Message, OffsetAndMetadata, OffsetAndTimestamp,
-    Records, TopicPartition,
-};
+pub use message::{Deserializer, FromPayload, Message, OffsetAndTimestamp, Records};
 pub use metrics::ConsumerMetrics;
+
+pub use crate::partition::{IntoTopicName, OffsetAndMetadata, TopicPartition};
 
 use cursor::Cursor;
 use fetcher::{FetchSettings, Fetcher, PartitionData};
@@ -306,11 +305,11 @@ impl Consumer {
             },
             Arc::clone(&metrics),
         )?;
-        let group = match &cfg.group_id {
-            Some(_) => Some(Group::start(
-                Arc::clone(&cfg),
+        let group = match cfg.group_config() {
+            Some(group_cfg) => Some(Group::start(
+                group_cfg,
                 Arc::clone(&cluster),
-                Arc::clone(&metrics),
+                Arc::clone(&metrics) as Arc<dyn crate::group::GroupMetrics>,
             )?),
             None => None,
         };

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::message::{OffsetAndMetadata, OffsetAndTimestamp, TopicPartition};
+use super::message::OffsetAndTimestamp;
 use crate::cluster::{Cluster, Purpose};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group::Member;
+use crate::partition::{OffsetAndMetadata, TopicPartition};
 use crate::protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use crate::protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -191,29 +193,6 @@ pub(crate) fn list_offsets(
         todo = retry;
     }
     Ok(out)
-}
-
-/// Who commits or asks: the group and, when a member, its identity.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Member {
-    pub(crate) group_id: String,
-    pub(crate) member_id: String,
-    /// The generation (classic) or member epoch (KIP-848); -1 outside.
-    pub(crate) generation: i32,
-    pub(crate) instance_id: Option<String>,
-}
-
-impl Member {
-    /// A client outside the group (generation -1, no member id), as the
-    /// admin client commits and asks.
-    pub(crate) fn outsider(group_id: &str) -> Member {
-        Member {
-            group_id: group_id.to_owned(),
-            member_id: String::new(),
-            generation: -1,
-            instance_id: None,
-        }
-    }
 }
 
 /// The OffsetFetch request in `version` for `member`'s group: the

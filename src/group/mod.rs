@@ -21,8 +21,12 @@
 
 pub(crate) mod assignor;
 mod classic;
+mod config;
 mod consumer_group;
 pub(crate) mod protocol;
+
+pub(crate) use config::GroupConfig;
+pub use config::{AssignmentStrategy, GroupProtocol};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,13 +38,43 @@ use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::cluster::{Cluster, Purpose};
-use crate::consumer::metrics::Metrics;
-use crate::consumer::offsets::Member;
-use crate::consumer::{ConsumerConfig, GroupProtocol, TopicPartition};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{decode_response, Completion, Connection, Reply};
+use crate::partition::TopicPartition;
 use crate::protocol::messages::FindCoordinatorRequest;
 use crate::protocol::{ApiKey, ErrorCode, Request};
+
+/// Where the group thread counts what it does (the consumer's metrics
+/// implement it; the group layer knows nothing of the consumer).
+pub(crate) trait GroupMetrics: Send + Sync {
+    /// An assignment arrived: a rebalance completed.
+    fn rebalanced(&self);
+    /// The coordinator answered a heartbeat.
+    fn heartbeat(&self);
+}
+
+/// Who commits or asks: the group and, when a member, its identity.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Member {
+    pub(crate) group_id: String,
+    pub(crate) member_id: String,
+    /// The generation (classic) or member epoch (KIP-848); -1 outside.
+    pub(crate) generation: i32,
+    pub(crate) instance_id: Option<String>,
+}
+
+impl Member {
+    /// A client outside the group (generation -1, no member id), as the
+    /// admin client commits and asks.
+    pub(crate) fn outsider(group_id: &str) -> Member {
+        Member {
+            group_id: group_id.to_owned(),
+            member_id: String::new(),
+            generation: -1,
+            instance_id: None,
+        }
+    }
+}
 
 /// Membership details the consumer thread reads for commits.
 #[derive(Debug, Clone)]
@@ -191,21 +225,18 @@ impl GroupHandle {
 impl Group {
     /// Starts the group thread for `cfg.group_id`.
     pub(crate) fn start(
-        cfg: Arc<ConsumerConfig>,
+        cfg: GroupConfig,
         cluster: Arc<Cluster>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<dyn GroupMetrics>,
     ) -> Result<Group> {
-        let group_id = cfg
-            .group_id
-            .clone()
-            .ok_or_else(|| Error::invalid_argument("no group_id"))?;
+        let group_id = cfg.group_id.clone();
         let shared = Arc::new(GroupShared::new());
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let instance_id = cfg.group_instance_id.clone();
         let mut runner = Runner::new(
             group_id.clone(),
-            cfg,
+            Arc::new(cfg),
             cluster,
             Arc::clone(&shared),
             metrics,
@@ -401,10 +432,10 @@ pub(crate) fn find_coordinator(
 /// coordinator, and requests that a close can interrupt.
 pub(crate) struct Runner {
     group_id: String,
-    cfg: Arc<ConsumerConfig>,
+    cfg: Arc<GroupConfig>,
     cluster: Arc<Cluster>,
     shared: Arc<GroupShared>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn GroupMetrics>,
     cmd_rx: Receiver<GroupCmd>,
     event_tx: Sender<GroupMsg>,
     done_tx: Sender<Completion>,
@@ -436,10 +467,10 @@ pub(crate) struct Runner {
 impl Runner {
     fn new(
         group_id: String,
-        cfg: Arc<ConsumerConfig>,
+        cfg: Arc<GroupConfig>,
         cluster: Arc<Cluster>,
         shared: Arc<GroupShared>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<dyn GroupMetrics>,
         cmd_rx: Receiver<GroupCmd>,
         event_tx: Sender<GroupMsg>,
     ) -> Runner {
@@ -820,15 +851,32 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::Consumer;
+    use crate::config::ClientConfig;
+
+    struct NoMetrics;
+    impl GroupMetrics for NoMetrics {
+        fn rebalanced(&self) {}
+        fn heartbeat(&self) {}
+    }
 
     fn runner() -> (Runner, Sender<GroupCmd>, Receiver<GroupMsg>) {
-        let cfg = Consumer::builder()
-            .bootstrap_servers("127.0.0.1:1")
-            .group_id("g")
-            .auto_commit_interval_ms(0)
-            .config()
-            .unwrap();
+        let cfg = GroupConfig {
+            client: ClientConfig::builder()
+                .bootstrap_servers("127.0.0.1:1")
+                .build()
+                .unwrap(),
+            group_id: "g".into(),
+            group_instance_id: None,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::ZERO,
+            max_poll_interval: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            assignors: vec![AssignmentStrategy::Range],
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
+            client_rack: None,
+        };
         let cluster = Cluster::new(cfg.client.clone(), false);
         let shared = Arc::new(GroupShared::new());
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
@@ -838,7 +886,7 @@ mod tests {
             Arc::new(cfg),
             cluster,
             shared,
-            Arc::new(Metrics::default()),
+            Arc::new(NoMetrics),
             cmd_rx,
             event_tx,
         );
