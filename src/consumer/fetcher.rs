@@ -139,18 +139,24 @@ impl Fetcher {
     ) -> Result<Fetcher> {
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let (data_tx, data_rx) = crossbeam_channel::unbounded();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             state: Mutex::new(FetchState::default()),
             wake_tx,
         });
-        let t = FetchThread::new(
+        let t = FetchThread {
             cluster,
-            Arc::clone(&shared),
+            shared: Arc::clone(&shared),
             settings,
             metrics,
             data_tx,
             wake_rx,
-        );
+            done_tx,
+            done_rx,
+            brokers: HashMap::new(),
+            tokens: HashMap::new(),
+            next_token: 1,
+        };
         let thread = std::thread::Builder::new()
             .name("kafka-consumer-fetch".into())
             .spawn(move || t.run())

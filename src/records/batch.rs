@@ -19,7 +19,7 @@ pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
 pub(crate) const CONTROL_BIT: i16 = 0x20;
 
-/// How [`RecordBatches`] reads.
+/// How [`RecordBatches`](super::RecordBatches) reads.
 ///
 /// ```
 /// use kafka_blocking::records::ReadOptions;

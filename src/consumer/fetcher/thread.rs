@@ -22,7 +22,7 @@ use crate::protocol::messages::FetchRequest;
 use crate::protocol::{ErrorCode, Uuid};
 
 #[derive(Default)]
-struct BrokerState {
+pub(super) struct BrokerState {
     session: Session,
     in_flight: Option<InFlight>,
     connecting: Option<u64>,
@@ -44,23 +44,23 @@ struct InFlight {
     ids: HashMap<Uuid, Arc<str>>,
 }
 
-enum TokenKind {
+pub(super) enum TokenKind {
     Connect,
     Fetch,
 }
 
 pub(super) struct FetchThread {
-    cluster: Arc<Cluster>,
-    shared: Arc<Shared>,
-    settings: FetchSettings,
-    metrics: Arc<Metrics>,
-    data_tx: Sender<FetchedChunk>,
-    wake_rx: Receiver<()>,
-    done_tx: Sender<Completion>,
-    done_rx: Receiver<Completion>,
-    brokers: HashMap<i32, BrokerState>,
-    tokens: HashMap<u64, (i32, TokenKind)>,
-    next_token: u64,
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) settings: FetchSettings,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) data_tx: Sender<FetchedChunk>,
+    pub(super) wake_rx: Receiver<()>,
+    pub(super) done_tx: Sender<Completion>,
+    pub(super) done_rx: Receiver<Completion>,
+    pub(super) brokers: HashMap<i32, BrokerState>,
+    pub(super) tokens: HashMap<u64, (i32, TokenKind)>,
+    pub(super) next_token: u64,
 }
 
 struct WantWithId {
@@ -71,31 +71,6 @@ struct WantWithId {
 }
 
 impl FetchThread {
-    /// A fetch thread's state, before it runs.
-    pub(super) fn new(
-        cluster: Arc<Cluster>,
-        shared: Arc<Shared>,
-        settings: FetchSettings,
-        metrics: Arc<Metrics>,
-        data_tx: Sender<FetchedChunk>,
-        wake_rx: Receiver<()>,
-    ) -> FetchThread {
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        FetchThread {
-            cluster,
-            shared,
-            settings,
-            metrics,
-            data_tx,
-            wake_rx,
-            done_tx,
-            done_rx,
-            brokers: HashMap::new(),
-            tokens: HashMap::new(),
-            next_token: 1,
-        }
-    }
-
     pub(super) fn run(mut self) {
         loop {
             while let Ok(c) = self.done_rx.try_recv() {
