@@ -474,6 +474,11 @@ pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+/// The rustls version this crate is built with (feature `tls`), for
+/// [`ClientConfigBuilder::ssl_context`].
+#[cfg(feature = "tls")]
+pub use rustls;
+
 pub use crate::admin::AdminClient;
 pub use crate::bytes::Bytes;
 pub use crate::client::{Client, VersionInfo};
