@@ -219,27 +219,43 @@ fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// Errors never quote the file's content.
 fn read_key(path: &Path, password: Option<&str>) -> Result<PrivateKeyDer<'static>> {
     let key = "ssl_keyfile";
-    let text =
-        fs::read(path).map_err(|e| Error::config(key, format!("cannot read {}: {e}", path.display())))?;
+    let text = fs::read(path)
+        .map_err(|e| Error::config(key, format!("cannot read {}: {e}", path.display())))?;
     let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
     if has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         let Some(password) = password else {
             return Err(Error::config(
                 "ssl_password",
-                format!("{} holds an encrypted private key: set ssl_password", path.display()),
+                format!(
+                    "{} holds an encrypted private key: set ssl_password",
+                    path.display()
+                ),
             ));
         };
         let pem = std::str::from_utf8(&text)
             .map_err(|_| Error::config(key, format!("{} is not valid PEM text", path.display())))?;
-        let start = pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----").unwrap_or(0);
+        let start = pem
+            .find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            .unwrap_or(0);
         let end = pem[start..]
             .find("-----END ENCRYPTED PRIVATE KEY-----")
-            .map_or(pem.len(), |i| start + i + "-----END ENCRYPTED PRIVATE KEY-----".len());
+            .map_or(pem.len(), |i| {
+                start + i + "-----END ENCRYPTED PRIVATE KEY-----".len()
+            });
         let (_, doc) = pkcs8::SecretDocument::from_pem(&pem[start..end]).map_err(|e| {
-            Error::config(key, format!("{}: the encrypted key is not valid PEM ({e})", path.display()))
+            Error::config(
+                key,
+                format!(
+                    "{}: the encrypted key is not valid PEM ({e})",
+                    path.display()
+                ),
+            )
         })?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| {
-            Error::config(key, format!("{}: not an encrypted PKCS#8 key ({e})", path.display()))
+            Error::config(
+                key,
+                format!("{}: not an encrypted PKCS#8 key ({e})", path.display()),
+            )
         })?;
         let plain = info.decrypt(password).map_err(|e| {
             Error::config(
@@ -518,10 +534,7 @@ pub(crate) fn split(
             start: 0,
             end: 0,
         },
-        TlsWriter {
-            s,
-            out: Vec::new(),
-        },
+        TlsWriter { s, out: Vec::new() },
     ))
 }
 
@@ -666,12 +679,86 @@ impl WriteHalf for TlsWriter {
             if drain(&mut c, &mut out).is_ok() {
                 if let Some(send) = self.s.send.try_lock() {
                     drop(c);
-                    let _ = self.s.sock.set_write_timeout(Some(Duration::from_millis(100)));
+                    let _ = self
+                        .s
+                        .sock
+                        .set_write_timeout(Some(Duration::from_millis(100)));
                     let _ = (&self.s.sock).write_all(&out);
                     drop(send);
                 }
             }
         }
         let _ = self.s.sock.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(all(test, feature = "testkit-tls"))]
+mod tests {
+    use super::*;
+    use crate::testkit::TlsFront;
+    use std::net::TcpListener;
+
+    /// The lock invariant, without timing: the reader half blocks on the
+    /// socket with no timeout, and the writer half must still get a request
+    /// to the peer, whose answer is what unblocks the reader. An
+    /// implementation that held the session while reading would never send.
+    #[test]
+    fn the_writer_sends_while_the_reader_is_blocked_on_the_socket() {
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front = TlsFront::builder()
+            .start_in_front_of(&upstream.local_addr().unwrap().to_string())
+            .unwrap();
+        let (got_tx, got_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).unwrap();
+            got_tx.send(buf.to_vec()).unwrap();
+            s.write_all(b"pong").unwrap();
+        });
+        let config = TlsConfig::from_files(&TlsFiles {
+            cafile: Some(&front.ca_file()),
+            certfile: None,
+            keyfile: None,
+            crlfile: None,
+            password: None,
+            check_hostname: true,
+        })
+        .unwrap();
+        let transport = TlsTransport {
+            config: config.rustls,
+        };
+        let addr = BrokerAddress::parse(front.bootstrap_servers()).unwrap();
+        let Stream {
+            mut reader,
+            mut writer,
+        } = transport.connect(&addr, Duration::from_secs(10)).unwrap();
+        reader.set_read_timeout(None).unwrap();
+        let read = std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            reader.read_exact(&mut buf).map(|_| buf)
+        });
+        // Give the reader time to block in the socket read (if it has not
+        // yet, the test proves less but still passes honestly).
+        std::thread::sleep(Duration::from_millis(200));
+        writer
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let write = std::thread::spawn(move || {
+            let r = writer.write_all(b"ping");
+            (writer, r)
+        });
+        let got = got_rx.recv_timeout(Duration::from_secs(10));
+        if got.is_err() {
+            // Unblock everything (the front closes its connections) before
+            // failing, so the test ends.
+            drop(front);
+        }
+        let (writer, r) = write.join().unwrap();
+        assert_eq!(got.expect("the request never reached the peer"), b"ping");
+        r.unwrap();
+        assert_eq!(&read.join().unwrap().unwrap(), b"pong");
+        peer.join().unwrap();
+        writer.shutdown();
     }
 }

@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 
@@ -116,7 +114,8 @@ impl TlsFrontBuilder {
             std::process::id(),
             addr.port()
         ));
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         for (name, text) in [
             ("ca.pem", &certs.ca_pem),
             ("client.pem", &certs.client_pem),
@@ -252,7 +251,8 @@ impl TlsFront {
             .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
             .map_err(|e| Error::new(ErrorKind::Tls, format!("encoding the client key: {e}")))?;
         let p = self.dir.join("client-encrypted.key");
-        fs::write(&p, pem.as_bytes()).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+        fs::write(&p, pem.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
         Ok(p)
     }
 
@@ -413,7 +413,8 @@ fn serve(client: TcpStream, cfg: &Arc<rustls::ServerConfig>, sh: &Arc<FrontShare
     }
     sh.handshakes.fetch_add(1, Ordering::SeqCst);
     let upstream = sh.upstream.lock().ok().and_then(|u| *u);
-    let Some(server) = upstream.and_then(|u| TcpStream::connect_timeout(&u, Duration::from_secs(5)).ok())
+    let Some(server) =
+        upstream.and_then(|u| TcpStream::connect_timeout(&u, Duration::from_secs(5)).ok())
     else {
         let _ = client.shutdown(Shutdown::Both);
         return;

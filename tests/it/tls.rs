@@ -124,7 +124,11 @@ fn tls12_works_too() {
         .build()
         .expect("producer");
     let md = p
-        .send(Record::new(topic.as_str()).partition(0).value("over TLS 1.2"))
+        .send(
+            Record::new(topic.as_str())
+                .partition(0)
+                .value("over TLS 1.2"),
+        )
         .expect("send")
         .wait()
         .expect("delivered");
@@ -172,7 +176,10 @@ fn client_certificates() {
         .expect_err("wrong password");
     assert_eq!(e.kind(), ErrorKind::Config);
     let s = format!("{e} {e:?}");
-    assert!(s.contains("`ssl_password`") && !s.contains("not-the-pass"), "{s}");
+    assert!(
+        s.contains("`ssl_password`") && !s.contains("not-the-pass"),
+        "{s}"
+    );
     // An encrypted key without a password.
     let e = ssl(&front)
         .ssl_certfile(front.client_cert_file())
@@ -183,11 +190,19 @@ fn client_certificates() {
     // Missing: a clear error, not a hang or a retry loop.
     let before = front.failed_handshakes();
     let client = Client::new(ssl(&front).build().expect("config")).expect("client");
-    let e = client.refresh_metadata(None).expect_err("no client certificate");
+    let e = client
+        .refresh_metadata(None)
+        .expect_err("no client certificate");
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
     let s = e.to_string();
-    assert!(s.contains("client certificate") && s.contains("ssl_certfile"), "{s}");
-    assert!(s.contains(front.bootstrap_servers()), "names the broker: {s}");
+    assert!(
+        s.contains("client certificate") && s.contains("ssl_certfile"),
+        "{s}"
+    );
+    assert!(
+        s.contains(front.bootstrap_servers()),
+        "names the broker: {s}"
+    );
     assert!(front.failed_handshakes() - before <= 2);
 }
 
@@ -195,11 +210,20 @@ fn client_certificates() {
 fn an_untrusted_ca_is_a_clear_error() {
     let front = front_without_broker(TlsFront::builder());
     let other = front_without_broker(TlsFront::builder());
-    let config = ssl(&front).ssl_cafile(other.ca_file()).build().expect("config");
+    let config = ssl(&front)
+        .ssl_cafile(other.ca_file())
+        .build()
+        .expect("config");
     let e = tls_failure(config, Some(&front));
     let s = e.to_string();
-    assert!(s.contains("unknown issuer") && s.contains("ssl_cafile"), "{s}");
-    assert!(s.contains(front.bootstrap_servers()), "names the broker: {s}");
+    assert!(
+        s.contains("unknown issuer") && s.contains("ssl_cafile"),
+        "{s}"
+    );
+    assert!(
+        s.contains(front.bootstrap_servers()),
+        "names the broker: {s}"
+    );
     // Turning the host name check off does not turn the chain check off.
     let config = ssl(&front)
         .ssl_cafile(other.ca_file())
@@ -219,7 +243,9 @@ fn a_hostname_mismatch_is_a_clear_error_unless_the_check_is_off() {
     let e = tls_failure(ssl(&front).build().expect("config"), Some(&front));
     let s = e.to_string();
     assert!(
-        s.contains("name mismatch") && s.contains("`localhost`") && s.contains("ssl_check_hostname"),
+        s.contains("name mismatch")
+            && s.contains("`localhost`")
+            && s.contains("ssl_check_hostname"),
         "{s}"
     );
     let client = Client::new(
@@ -255,7 +281,9 @@ fn a_tls_client_against_a_plaintext_listener_says_so() {
         .build()
         .expect("config");
     let client = Client::new(config).expect("client");
-    let e = client.refresh_metadata(None).expect_err("plaintext listener");
+    let e = client
+        .refresh_metadata(None)
+        .expect_err("plaintext listener");
     assert!(
         matches!(e.kind(), ErrorKind::Tls | ErrorKind::Timeout),
         "{:?}: {e}",
@@ -279,7 +307,10 @@ fn a_plaintext_client_against_a_tls_listener_says_so() {
     let e = client.refresh_metadata(None).expect_err("TLS listener");
     assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
     let s = e.to_string();
-    assert!(s.contains("expects TLS") && s.contains("security_protocol"), "{s}");
+    assert!(
+        s.contains("expects TLS") && s.contains("security_protocol"),
+        "{s}"
+    );
 }
 
 /// The lock invariant: the reader half waits on the socket for a long-poll
@@ -345,7 +376,11 @@ fn a_waiting_fetch_does_not_hold_up_a_request_on_the_same_tls_connection() {
         .expect("metadata thread")
         .expect("metadata");
     assert!(
-        fetched.responses[0].partitions[0].records.as_ref().map_or(0, |r| r.len()) == 0,
+        fetched.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map_or(0, |r| r.len())
+            == 0,
         "the partition was empty, so the fetch had to wait"
     );
     assert!(
@@ -423,7 +458,8 @@ fn bad_tls_settings_fail_at_build_naming_the_key() {
     ignore = "needs a Kafka SSL listener: set KAFKA_SSL_BOOTSTRAP_SERVERS and KAFKA_SSL_CAFILE"
 )]
 fn real_kafka_over_tls() {
-    let servers = std::env::var("KAFKA_SSL_BOOTSTRAP_SERVERS").expect("KAFKA_SSL_BOOTSTRAP_SERVERS");
+    let servers =
+        std::env::var("KAFKA_SSL_BOOTSTRAP_SERVERS").expect("KAFKA_SSL_BOOTSTRAP_SERVERS");
     let cafile = std::env::var("KAFKA_SSL_CAFILE").expect("KAFKA_SSL_CAFILE");
     let topic = unique_topic("tls-real");
     let p = Producer::builder()
@@ -434,7 +470,11 @@ fn real_kafka_over_tls() {
         .expect("producer");
     for i in 0..1000 {
         let _ = p
-            .send(Record::new(topic.as_str()).partition(0).value(format!("v{i}")))
+            .send(
+                Record::new(topic.as_str())
+                    .partition(0)
+                    .value(format!("v{i}")),
+            )
             .expect("send");
     }
     p.flush(Duration::from_secs(60)).expect("flush");
@@ -448,6 +488,10 @@ fn real_kafka_over_tls() {
         .build()
         .expect("consumer");
     c.assign([(topic.as_str(), 0)]).expect("assign");
-    let n = (&mut c).take(1000).map(|m| m.expect("record")).count();
+    let mut n = 0;
+    for m in (&mut c).take(1000) {
+        m.expect("record");
+        n += 1;
+    }
     assert_eq!(n, 1000);
 }
