@@ -40,10 +40,18 @@ impl BrokerAddress {
         if s.is_empty() {
             return Err(bad("empty address"));
         }
-        let s_no_scheme = s
-            .strip_prefix("PLAINTEXT://")
-            .or_else(|| s.strip_prefix("tcp://"))
-            .unwrap_or(s);
+        // Listener-style addresses (`SSL://host:9093`) as copied from a
+        // broker's configuration; security comes from `security_protocol`.
+        let s_no_scheme = [
+            "PLAINTEXT://",
+            "SSL://",
+            "SASL_SSL://",
+            "SASL_PLAINTEXT://",
+            "tcp://",
+        ]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
+        .unwrap_or(s);
         let (host, port) = if let Some(rest) = s_no_scheme.strip_prefix('[') {
             let (host, after) = rest
                 .split_once(']')
@@ -843,6 +851,10 @@ mod tests {
         assert_eq!(
             BrokerAddress::parse("PLAINTEXT://h:1").unwrap(),
             BrokerAddress::new("h", 1)
+        );
+        assert_eq!(
+            BrokerAddress::parse("SSL://h:9093").unwrap(),
+            BrokerAddress::new("h", 9093)
         );
         for bad in ["", "h:0", "h:x", "h:70000", ":9092", "[::1"] {
             let e = BrokerAddress::parse(bad).unwrap_err();
