@@ -6,8 +6,8 @@
 //! timeout or a generic I/O error.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kafka_blocking::consumer::Consumer;
@@ -18,6 +18,47 @@ use kafka_blocking::testkit::TlsFront;
 use kafka_blocking::{Client, ClientConfig, ClientConfigBuilder, ErrorKind};
 
 use crate::harness::{bootstrap, create_topic, unique_topic};
+
+/// The secrets the tests hand in; no log line may contain them.
+const SECRETS: [&str; 2] = ["s3cret-pass", "not-the-pass"];
+
+/// Counts the log lines of this process (debug and above) and keeps any
+/// that contains one of [`SECRETS`].
+struct SecretWatch {
+    lines: AtomicUsize,
+    leaks: Mutex<Vec<String>>,
+}
+
+impl log::Log for SecretWatch {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Debug
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let line = r.args().to_string();
+        self.lines.fetch_add(1, Ordering::SeqCst);
+        if SECRETS.iter().any(|s| line.contains(s)) {
+            self.leaks.lock().unwrap().push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn secret_watch() -> &'static SecretWatch {
+    static WATCH: OnceLock<&'static SecretWatch> = OnceLock::new();
+    WATCH.get_or_init(|| {
+        let w: &'static SecretWatch = Box::leak(Box::new(SecretWatch {
+            lines: AtomicUsize::new(0),
+            leaks: Mutex::new(Vec::new()),
+        }));
+        if log::set_logger(w).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+        w
+    })
+}
 
 /// A config for `front` with its CA trusted.
 fn ssl(front: &TlsFront) -> ClientConfigBuilder {
@@ -138,6 +179,8 @@ fn tls12_works_too() {
 
 #[test]
 fn client_certificates() {
+    let watch = secret_watch();
+    let lines_before = watch.lines.load(Ordering::SeqCst);
     let front = TlsFront::builder()
         .require_client_cert()
         .start()
@@ -204,6 +247,13 @@ fn client_certificates() {
         "names the broker: {s}"
     );
     assert!(front.failed_handshakes() - before <= 2);
+    // Nothing logged meanwhile (the failed connection is logged) showed a
+    // password.
+    assert!(
+        watch.lines.load(Ordering::SeqCst) > lines_before,
+        "the log capture saw nothing"
+    );
+    assert!(watch.leaks.lock().unwrap().is_empty(), "{:?}", watch.leaks);
 }
 
 #[test]
