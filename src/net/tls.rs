@@ -133,7 +133,9 @@ impl TlsConfig {
                     format!("{} holds no PEM `X509 CRL`", path.display()),
                 ));
             }
-            verifier = verifier.with_crls(crls);
+            // The broker's own certificate is checked, as kafka-python
+            // does (OpenSSL's VERIFY_CRL_CHECK_LEAF).
+            verifier = verifier.with_crls(crls).only_check_end_entity_revocation();
         }
         let verifier = verifier.build().map_err(|e| {
             Error::config(

@@ -19,7 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, RevocationReason, RevokedCertParams,
+    SerialNumber,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 
@@ -120,6 +124,7 @@ impl TlsFrontBuilder {
             ("ca.pem", &certs.ca_pem),
             ("client.pem", &certs.client_pem),
             ("client.key", &certs.client_key_pem),
+            ("revoked.crl", &certs.crl_pem),
         ] {
             let p = dir.join(name);
             fs::write(&p, text).map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
@@ -194,6 +199,7 @@ struct FrontShared {
     handshakes: AtomicUsize,
     failed_handshakes: AtomicUsize,
     client_bytes: AtomicU64,
+    key_updates: AtomicUsize,
 }
 
 impl TlsFront {
@@ -256,6 +262,12 @@ impl TlsFront {
         Ok(p)
     }
 
+    /// A certificate revocation list (PEM) from the CA that revokes the
+    /// front's server certificate, for `ssl_crlfile`.
+    pub fn revoking_crl_file(&self) -> PathBuf {
+        self.dir.join("revoked.crl")
+    }
+
     /// The broker behind the front, when the front started one.
     pub fn broker(&self) -> Option<&LocalBroker> {
         self.broker.as_ref()
@@ -269,6 +281,11 @@ impl TlsFront {
     /// TLS handshakes that failed so far (nothing was forwarded for them).
     pub fn failed_handshakes(&self) -> usize {
         self.shared.failed_handshakes.load(Ordering::SeqCst)
+    }
+
+    /// TLS 1.3 KeyUpdates sent (see [`TlsFrontBuilder::key_update_every`]).
+    pub fn key_updates(&self) -> usize {
+        self.shared.key_updates.load(Ordering::SeqCst)
     }
 
     /// Plaintext bytes received from clients and forwarded to the broker.
@@ -309,6 +326,7 @@ struct Certs {
     client_pem: String,
     client_key_pem: String,
     client_key_der: Vec<u8>,
+    crl_pem: String,
 }
 
 fn cert_error(e: impl std::fmt::Display) -> Error {
@@ -341,6 +359,7 @@ impl Certs {
         server_params
             .distinguished_name
             .push(DnType::CommonName, "kafka-blocking test broker");
+        server_params.serial_number = Some(SerialNumber::from(7u64));
         if o.expired {
             server_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             server_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
@@ -359,6 +378,22 @@ impl Certs {
         let client = client_params
             .signed_by(&client_key, &ca, &ca_key)
             .map_err(cert_error)?;
+
+        let crl = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![RevokedCertParams {
+                serial_number: SerialNumber::from(7u64),
+                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }],
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&ca, &ca_key)
+        .map_err(cert_error)?;
 
         let provider = provider();
         let versions: &[&rustls::SupportedProtocolVersion] = if o.tls12_only {
@@ -388,6 +423,7 @@ impl Certs {
             client_pem: client.pem(),
             client_key_pem: client_key.serialize_pem(),
             client_key_der: client_key.serialize_der(),
+            crl_pem: crl.pem().map_err(cert_error)?,
         })
     }
 }
@@ -460,7 +496,9 @@ fn serve(client: TcpStream, cfg: &Arc<rustls::ServerConfig>, sh: &Arc<FrontShare
         writes += 1;
         if every > 0 && writes % every == 0 {
             // TLS 1.2 has no KeyUpdate; the option is a no-op there.
-            let _ = tls_w.request_key_update();
+            if tls_w.request_key_update().is_ok() {
+                sh.key_updates.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
     crate::net::transport::WriteHalf::shutdown(&tls_w);

@@ -152,6 +152,7 @@ fn produce_and_consume_100k_records_over_tls_with_key_updates() {
     }
     assert_eq!(n, N);
     assert!(front.handshakes() >= 2, "every connection went through TLS");
+    assert!(front.key_updates() > 0, "no KeyUpdate was exercised");
 }
 
 #[test]
@@ -316,6 +317,24 @@ fn an_expired_certificate_is_a_clear_error() {
     let front = front_without_broker(TlsFront::builder().expired_certificate());
     let e = tls_failure(ssl(&front).build().expect("config"), Some(&front));
     assert!(e.to_string().contains("expired"), "{e}");
+}
+
+#[test]
+fn a_revoked_certificate_is_a_clear_error() {
+    let front = TlsFront::builder().start().expect("front");
+    let e = tls_failure(
+        ssl(&front)
+            .ssl_crlfile(front.revoking_crl_file())
+            .build()
+            .expect("config"),
+        Some(&front),
+    );
+    assert!(e.to_string().contains("revoked"), "{e}");
+    // Without the list the same broker is fine.
+    Client::new(ssl(&front).build().expect("config"))
+        .expect("client")
+        .refresh_metadata(None)
+        .expect("metadata");
 }
 
 #[test]
