@@ -213,6 +213,13 @@ impl Error {
         }
     }
 
+    /// Whether every new connection would fail the same way (TLS: an
+    /// untrusted or mismatched certificate, a listener speaking the other
+    /// protocol), so loops that retry connections report it instead.
+    pub(crate) fn repeats_on_reconnect(&self) -> bool {
+        self.inner.kind == ErrorKind::Tls
+    }
+
     /// The topic this error concerns, if any.
     pub fn topic(&self) -> Option<&str> {
         self.inner.topic.as_deref()

@@ -326,6 +326,7 @@ pub(crate) fn find_coordinator(
         if ids.is_empty() {
             match cluster.refresh(crate::cluster::TopicSelection::Interest) {
                 Ok(s) => ids = s.brokers.keys().copied().collect(),
+                Err(e) if e.repeats_on_reconnect() => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
@@ -751,7 +752,9 @@ impl Runner {
             }
             Err(e) => {
                 self.coordinator_retry_at = Some(now + self.backoff());
-                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) {
+                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+                    || e.repeats_on_reconnect()
+                {
                     if !self.fatal {
                         self.fail(e);
                     }

@@ -283,6 +283,46 @@ fn an_untrusted_ca_is_a_clear_error() {
         .expect("config");
     let e = tls_failure(config, None);
     assert!(e.to_string().contains("unknown issuer"), "{e}");
+    // A producer fails its send with the TLS error, not a metadata timeout
+    // after max_block_ms of retrying.
+    let p = Producer::builder()
+        .bootstrap_servers(front.bootstrap_servers())
+        .security_protocol("SSL")
+        .ssl_cafile(other.ca_file())
+        .max_block_ms(60_000)
+        .build()
+        .expect("producer");
+    let e = p.send(Record::new("t").value("v")).expect_err("untrusted");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    // A consumer's first call fails with it too.
+    let mut c = Consumer::builder()
+        .bootstrap_servers(front.bootstrap_servers())
+        .security_protocol("SSL")
+        .ssl_cafile(other.ca_file())
+        .consumer_timeout_ms(20_000)
+        .build()
+        .expect("consumer");
+    c.assign([("t", 0)]).expect("assign needs no broker");
+    let e = c
+        .next()
+        .expect("an error, not the end of iteration")
+        .expect_err("untrusted");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+    // And so does a group member's.
+    let mut g = Consumer::builder()
+        .bootstrap_servers(front.bootstrap_servers())
+        .security_protocol("SSL")
+        .ssl_cafile(other.ca_file())
+        .group_id("tls-untrusted")
+        .consumer_timeout_ms(20_000)
+        .build()
+        .expect("consumer");
+    g.subscribe(["t"]).expect("subscribe");
+    let e = g
+        .next()
+        .expect("an error, not the end of iteration")
+        .expect_err("untrusted");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
 }
 
 #[test]
