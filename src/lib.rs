@@ -357,7 +357,8 @@
 //!
 //! * [`Error::kind`] — an [`ErrorKind`]: `Config` and `InvalidArgument`
 //!   (fix the program), `Io`/`Disconnected`/`Timeout` (the network),
-//!   `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
+//!   `Tls` (certificates, or `security_protocol` not matching the listener;
+//!   not retriable), `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
 //!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, ...
 //! * [`Error::kafka_code`] — the broker's [`ErrorCode`](protocol::ErrorCode)
 //!   (`TOPIC_ALREADY_EXISTS`, `NOT_LEADER_OR_FOLLOWER`, ...), when there is one.
