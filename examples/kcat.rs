@@ -71,6 +71,18 @@ Options:
   -q                     no progress notes on stderr
   -h                     this help
 
+Security (-X, kafka-python or Java/librdkafka names):
+  security.protocol=PLAINTEXT|SSL
+  ssl.ca.location=<pem>              CA certificates (ssl_cafile; default: the
+                                     system trust store)
+  ssl.certificate.location=<pem>     client certificate for mTLS (ssl_certfile)
+  ssl.key.location=<pem>             its private key (ssl_keyfile)
+  ssl.key.password=<password>        opens an encrypted PKCS#8 key (ssl_password)
+  ssl.crl.location=<pem>             certificate revocation lists (ssl_crlfile)
+  ssl.endpoint.identification.algorithm=https|none
+                                     check the broker's host name (default https;
+                                     same as ssl_check_hostname=true|false)
+
 Exit codes: 0 success, 1 runtime error, 2 usage error.";
 
 /// How the program ends when it does not succeed.
@@ -368,6 +380,16 @@ fn boolean(key: &str, value: &str) -> Result<bool, Fail> {
     }
 }
 
+/// librdkafka's `ssl.endpoint.identification.algorithm`: `https` checks the
+/// host name, `none` (or empty) does not.
+fn endpoint_identification(key: &str, value: &str) -> Result<bool, Fail> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "https" => Ok(true),
+        "none" | "" => Ok(false),
+        _ => usage(format!("-X {key}={value}: expected https or none")),
+    }
+}
+
 /// The options every client has; anything else is a usage error.
 macro_rules! client_option {
     ($builder:expr, $key:expr, $value:expr, $given:expr, $what:expr) => {
@@ -389,6 +411,15 @@ macro_rules! client_option {
             "receive_message_max_bytes" => $builder.receive_message_max_bytes(int($given, $value)?),
             "api_version" => $builder.api_version($value),
             "security_protocol" => $builder.security_protocol($value),
+            "ssl_cafile" | "ssl_ca_location" => $builder.ssl_cafile($value),
+            "ssl_certfile" | "ssl_certificate_location" => $builder.ssl_certfile($value),
+            "ssl_keyfile" | "ssl_key_location" => $builder.ssl_keyfile($value),
+            "ssl_password" | "ssl_key_password" => $builder.ssl_password($value),
+            "ssl_crlfile" | "ssl_crl_location" => $builder.ssl_crlfile($value),
+            "ssl_check_hostname" => $builder.ssl_check_hostname(boolean($given, $value)?),
+            "ssl_endpoint_identification_algorithm" => {
+                $builder.ssl_check_hostname(endpoint_identification($given, $value)?)
+            }
             _ => return usage(format!("-X {}: not a {} option", $given, $what)),
         }
     };

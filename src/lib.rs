@@ -290,8 +290,15 @@
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
 //! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
-//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL`, `SASL_*`: not yet |
-//! | `ssl_context`, `ssl_check_hostname`, `ssl_cafile`, `ssl_certfile`, `ssl_keyfile`, `ssl_crlfile`, `ssl_password`, `ssl_ciphers` | PCA | — | | TLS: not yet |
+//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`); `SASL_*`: not yet |
+//! | `ssl_cafile` | PCA | `ssl_cafile` | system trust store | PEM bundle of the CAs that signed the brokers' certificates |
+//! | `ssl_certfile` | PCA | `ssl_certfile` | none | client certificate (PEM) for mTLS; may also hold the key |
+//! | `ssl_keyfile` | PCA | `ssl_keyfile` | the key in `ssl_certfile` | PKCS#8, PKCS#1 or SEC1 PEM |
+//! | `ssl_password` | PCA | `ssl_password` | none | opens an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2/AES); never shown in `Debug` or errors |
+//! | `ssl_check_hostname` | PCA | `ssl_check_hostname` | `true` | `false` still checks the chain, dates and CRLs |
+//! | `ssl_crlfile` | PCA | `ssl_crlfile` | none | PEM CRLs; a listed broker certificate is refused |
+//! | `ssl_context` | PCA | `ssl_context` | | an `Arc<rustls::ClientConfig>` used as is (not combinable with the other `ssl_*`) |
+//! | `ssl_ciphers` | PCA | — | rustls' safe defaults | choose suites through `ssl_context` |
 //! | `sasl_mechanism`, `sasl_plain_username`, `sasl_plain_password`, `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name`, `sasl_oauth_token_provider` | PCA | — | | SASL: not yet |
 //! | `proxy_url`, `socks5_proxy` | PCA | — | | not yet |
 //! | `client_dns_lookup` | PCA | — | `use_all_dns_ips` | every resolved address is tried in turn |
@@ -350,7 +357,8 @@
 //!
 //! * [`Error::kind`] — an [`ErrorKind`]: `Config` and `InvalidArgument`
 //!   (fix the program), `Io`/`Disconnected`/`Timeout` (the network),
-//!   `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
+//!   `Tls` (certificates, or `security_protocol` not matching the listener;
+//!   not retriable), `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
 //!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, ...
 //! * [`Error::kafka_code`] — the broker's [`ErrorCode`](protocol::ErrorCode)
 //!   (`TOPIC_ALREADY_EXISTS`, `NOT_LEADER_OR_FOLLOWER`, ...), when there is one.
@@ -474,6 +482,11 @@ pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+/// The rustls version this crate is built with (feature `tls`), for
+/// [`ClientConfigBuilder::ssl_context`].
+#[cfg(feature = "tls")]
+pub use rustls;
 
 pub use crate::admin::AdminClient;
 pub use crate::bytes::Bytes;

@@ -188,7 +188,11 @@ pub(crate) fn list_offsets(
         if !retry.is_empty() {
             cluster.request_update();
             std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-            let _ = cluster.maybe_refresh();
+            if let Err(e) = cluster.maybe_refresh() {
+                if e.repeats_on_reconnect() {
+                    return Err(e);
+                }
+            }
         }
         todo = retry;
     }

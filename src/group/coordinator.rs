@@ -32,6 +32,7 @@ pub(crate) fn find_coordinator(
         if ids.is_empty() {
             match cluster.refresh(crate::cluster::TopicSelection::Interest) {
                 Ok(s) => ids = s.brokers.keys().copied().collect(),
+                Err(e) if e.repeats_on_reconnect() => return Err(e),
                 Err(e) => last = Some(e),
             }
         }

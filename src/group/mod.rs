@@ -466,7 +466,9 @@ impl Runner {
             }
             Err(e) => {
                 self.coordinator_retry_at = Some(now + self.backoff());
-                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) {
+                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+                    || e.repeats_on_reconnect()
+                {
                     if !self.fatal {
                         self.fail(e);
                     }
