@@ -285,7 +285,7 @@ impl Producer {
     /// each record sent before this call is acknowledged or has failed, or
     /// `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        if sender::on_sender_thread() {
+        if record::on_callback_thread() {
             return Err(Error::invalid_argument(
                 "flush() inside a delivery callback would wait for the thread running the callback",
             ));
