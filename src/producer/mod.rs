@@ -170,23 +170,12 @@ impl Producer {
         };
         let key = record.key.as_ref().map(Payload::as_bytes);
         let value = record.value.as_ref().map(Payload::as_bytes);
-        let header_storage: Vec<(&str, Option<&[u8]>)>;
-        let headers: &[(&str, Option<&[u8]>)] = if record.headers.is_empty() {
-            &[]
-        } else {
-            header_storage = record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_ref(), v.as_ref().map(Payload::as_bytes)))
-                .collect();
-            &header_storage
-        };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let rec = AppendRecord {
             timestamp,
             key,
             value,
-            headers,
+            headers: &record.headers,
         };
         self.check_size(&rec, &topic.name)?;
         let max_block = inner.cfg.max_block;
@@ -426,7 +415,7 @@ fn max_record_size(rec: &AppendRecord<'_>) -> usize {
     n += VARINT + rec.key.map_or(0, <[u8]>::len);
     n += VARINT + rec.value.map_or(0, <[u8]>::len);
     n += VARINT;
-    for (k, v) in rec.headers {
+    for (k, v) in rec.headers() {
         n += VARINT + k.len() + VARINT + v.map_or(0, <[u8]>::len);
     }
     n
