@@ -304,7 +304,7 @@
 //! | `key_serializer`, `value_serializer` | P | [`Producer::typed`] | none (bytes) | or `Record::key_with`/`value_with` |
 //! | `acks` | P | `acks` | `all` | `0`, `1`, `all`/`-1` |
 //! | `enable_idempotence` | P | `enable_idempotence` | `true` | turned off implicitly by `acks` ≠ `all` or `retries=0` when not set |
-//! | `transactional_id`, `transaction_timeout_ms` | P | `transactional_id` | | transactions: not yet; setting it fails at `build()` |
+//! | `transactional_id`, `transaction_timeout_ms` | P | `transactional_id`, `transaction_timeout_ms` | none, 60000 | transactions: [`Producer::init_transactions`]; implies idempotence |
 //! | `delivery_timeout_ms` | P | `delivery_timeout_ms` | 120000 | |
 //! | `compression_type` | P | `compression_type` | none | `gzip`, `snappy`, `lz4`, `zstd` |
 //! | `retries` | P | `retries` | 2147483647 | kafka-python: infinite; `delivery_timeout_ms` is the real bound |

@@ -10,10 +10,11 @@ use super::{ProducerBatch, SenderThread, CONNECT_TOKEN};
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{decode_response, Completion};
-use crate::producer::accumulator::Accumulator;
+use crate::producer::accumulator::{Accumulator, OpenBatch};
 use crate::producer::config::Acks;
 use crate::producer::metrics::Metrics;
 use crate::producer::record::BatchAck;
+use crate::producer::transaction::Transactions;
 use crate::protocol::messages::ProduceRequest;
 use crate::protocol::ErrorCode;
 use crate::records::{BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches};
@@ -57,7 +58,13 @@ impl SenderThread {
         };
         if self.cfg.acks == Acks::None {
             for b in req.batches {
-                Self::finish(&self.acc, &self.metrics, b, Ok(BatchAck::whole(-1, None)));
+                Self::finish(
+                    &self.acc,
+                    &self.metrics,
+                    self.txn.as_deref(),
+                    b,
+                    Ok(BatchAck::whole(-1, None)),
+                );
             }
             return;
         }
@@ -99,7 +106,7 @@ impl SenderThread {
                         s.last_acked_sequence = seq_add(b.base_sequence, b.records - 1);
                     }
                 }
-                Self::finish(&self.acc, &self.metrics, b, Ok(ack));
+                Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Ok(ack));
             } else {
                 let mut msg = format!("the broker rejected the batch ({} records)", b.records);
                 if let Some(m) = p.error_message.as_deref().filter(|m| !m.is_empty()) {
@@ -216,7 +223,7 @@ impl SenderThread {
             e
         };
         let e = e.with_partition(&*b.topic, b.partition);
-        Self::finish(&self.acc, &self.metrics, b, Err(e));
+        Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Err(e));
     }
 
     /// Fails batches (queued or waiting for a retry) older than
@@ -244,7 +251,7 @@ impl SenderThread {
                 timeout.as_millis()
             ))
             .with_partition(&*b.topic, b.partition);
-            Self::finish(&self.acc, &self.metrics, b, Err(e));
+            Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Err(e));
         }
         // Batches stuck in the accumulator (no leader, broker down).
         for open in self.acc.take_expired(now, timeout) {
@@ -255,22 +262,56 @@ impl SenderThread {
                 timeout.as_millis()
             ))
             .with_partition(&*topic, p);
-            self.metrics
-                .record_errors(open.builder.record_count() as u64);
-            open.completion.complete(Err(e));
-            self.acc.finished(open.id, open.reserved);
+            self.fail_open(open, e);
+        }
+    }
+
+    /// Fails a batch that never left the accumulator (no sequence yet).
+    pub(super) fn fail_open(&self, open: OpenBatch, e: Error) {
+        self.metrics
+            .record_errors(open.builder.record_count() as u64);
+        if let Some(t) = &self.txn {
+            t.batch_failed(&e, false);
+        }
+        open.completion.complete(Err(e));
+        self.acc.finished(open.id, open.reserved);
+    }
+
+    /// Fails what waits for a retry and what is still in the accumulator
+    /// (an aborted transaction, a close timeout); in-flight batches finish
+    /// on their own.
+    pub(super) fn fail_queued(&mut self, e: &Error) {
+        for state in self.partitions.values_mut() {
+            for b in state.retries.drain(..) {
+                Self::finish(
+                    &self.acc,
+                    &self.metrics,
+                    self.txn.as_deref(),
+                    b,
+                    Err(e.clone()),
+                );
+            }
+        }
+        for open in self.acc.take_all() {
+            self.fail_open(open, e.clone());
         }
     }
 
     pub(super) fn finish(
         acc: &Accumulator,
         metrics: &Metrics,
+        txn: Option<&Transactions>,
         b: ProducerBatch,
         result: Result<BatchAck>,
     ) {
         match &result {
             Ok(_) => metrics.records_acked(b.records as u64),
-            Err(_) => metrics.record_errors(b.records as u64),
+            Err(e) => {
+                metrics.record_errors(b.records as u64);
+                if let Some(t) = txn {
+                    t.batch_failed(e, b.base_sequence >= 0);
+                }
+            }
         }
         match b.split {
             None => {
@@ -296,20 +337,16 @@ impl SenderThread {
         let e = Error::closed("the producer was closed before the record was delivered");
         for (_, req) in self.in_flight.drain() {
             for b in req.batches {
-                Self::finish(&self.acc, &self.metrics, b, Err(e.clone()));
+                Self::finish(
+                    &self.acc,
+                    &self.metrics,
+                    self.txn.as_deref(),
+                    b,
+                    Err(e.clone()),
+                );
             }
         }
-        for state in self.partitions.values_mut() {
-            for b in state.retries.drain(..) {
-                Self::finish(&self.acc, &self.metrics, b, Err(e.clone()));
-            }
-        }
-        for open in self.acc.take_all() {
-            self.metrics
-                .record_errors(open.builder.record_count() as u64);
-            open.completion.complete(Err(e.clone()));
-            self.acc.finished(open.id, open.reserved);
-        }
+        self.fail_queued(&e);
     }
 }
 

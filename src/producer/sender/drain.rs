@@ -25,6 +25,13 @@ impl SenderThread {
             // Still tell the caller when to look again.
             return self.acc.drain(now, |_, _, _| false).1;
         }
+        let txn = self.txn.clone();
+        if let Some(e) = txn.as_ref().and_then(|t| t.undrained_error()) {
+            // Aborting, or the transaction cannot commit: what has not
+            // been sent fails now (in-flight batches finish on their own).
+            self.fail_queued(&e);
+            return None;
+        }
         let snap = self.cluster.metadata();
         let limits = Limits {
             max_in_flight: self.cfg.client.max_in_flight_requests_per_connection,
@@ -97,7 +104,22 @@ impl SenderThread {
         let mut drained_leaders: Vec<(i32, usize)> = Vec::new();
         let partitions = &mut self.partitions;
         let broker_in_flight = &self.broker_in_flight;
+        // The transaction's lock is held over the drain, so it cannot end
+        // (and its partition set be cleared) between the look and the take.
+        let txn_guard = txn.as_ref().map(|t| t.lock());
+        let added = txn_guard.as_ref().map(|g| &g.partitions);
+        let mut new_in_txn: Vec<(Arc<str>, i32)> = Vec::new();
         let (drained, next_linger) = self.acc.drain(now, |topic, p, size| {
+            if let Some(added) = added {
+                // A partition's first batch of a transaction waits for
+                // AddPartitionsToTxn (one request per drain).
+                if !added.contains(&(Arc::clone(topic), p)) {
+                    if !new_in_txn.iter().any(|(t, q)| *q == p && t == topic) {
+                        new_in_txn.push((Arc::clone(topic), p));
+                    }
+                    return false;
+                }
+            }
             let Some(leader) = snap.leader(topic, p) else {
                 unknown_leader = true;
                 return false;
@@ -119,8 +141,17 @@ impl SenderThread {
             drained_leaders.push((leader, index));
             true
         });
+        drop(txn_guard);
         if unknown_leader {
             self.cluster.request_update();
+        }
+        let mut next_linger = next_linger;
+        if let (Some(t), false) = (&txn, new_in_txn.is_empty()) {
+            match t.add_partitions(&new_in_txn, self.cfg.client.request_timeout) {
+                // Drain them on the next turn of the loop, at once.
+                Ok(()) => next_linger = Some(now),
+                Err(e) => log::warn!("AddPartitionsToTxn failed: {e}"),
+            }
         }
         for (open, (leader, index)) in drained.into_iter().zip(drained_leaders) {
             match self.build(open) {

@@ -24,9 +24,10 @@ use super::accumulator::Accumulator;
 use super::config::ProducerConfig;
 use super::metrics::Metrics;
 use super::record::mark_callback_thread;
+use super::transaction::{ProducerId, Transactions};
 use crate::bytes::Bytes;
 use crate::cluster::{Cluster, Purpose};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::net::Completion;
 use crate::protocol::messages::InitProducerIdRequest;
 use crate::protocol::{ApiKey, ErrorCode};
@@ -93,12 +94,6 @@ struct InFlight {
     batches: Vec<ProducerBatch>,
 }
 
-#[derive(Clone, Copy)]
-struct ProducerId {
-    id: i64,
-    epoch: i16,
-}
-
 pub(crate) struct SenderThread {
     cfg: Arc<ProducerConfig>,
     cluster: Arc<Cluster>,
@@ -117,6 +112,8 @@ pub(crate) struct SenderThread {
     pid_retry_at: Option<Instant>,
     seen_refresh: Option<Instant>,
     connecting: std::collections::HashSet<i32>,
+    /// Set for a transactional producer: it owns the producer id.
+    txn: Option<Arc<Transactions>>,
 }
 
 /// Completion tokens with this bit set answer a background connect to the
@@ -131,6 +128,7 @@ impl SenderThread {
         metrics: Arc<Metrics>,
         state: Arc<AtomicU8>,
         wake_rx: Receiver<()>,
+        txn: Option<Arc<Transactions>>,
     ) -> SenderThread {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         SenderThread {
@@ -151,6 +149,7 @@ impl SenderThread {
             pid_retry_at: None,
             seen_refresh: None,
             connecting: std::collections::HashSet::new(),
+            txn,
         }
     }
 
@@ -250,6 +249,9 @@ impl SenderThread {
         if !self.cfg.enable_idempotence {
             return true;
         }
+        if let Some(txn) = self.txn.clone() {
+            return self.follow_transactional_id(&txn);
+        }
         if self.pid.is_some() && !self.need_bump {
             return true;
         }
@@ -278,6 +280,34 @@ impl SenderThread {
                 false
             }
         }
+    }
+
+    /// A transactional producer's id and epoch come from
+    /// `init_transactions` (and epoch bumps after an abort); the sender
+    /// follows them and renumbers what waits when the epoch changes.
+    fn follow_transactional_id(&mut self, txn: &Transactions) -> bool {
+        if self.need_bump {
+            // A sequence gap: only an abort (which bumps the epoch) mends it.
+            self.need_bump = false;
+            txn.batch_failed(
+                &Error::new(
+                    ErrorKind::TransactionAbortable,
+                    "a batch of the transaction failed, leaving a gap in its partition's sequence",
+                ),
+                true,
+            );
+        }
+        let Some(pid) = txn.producer_id() else {
+            return false;
+        };
+        if self.pid != Some(pid) {
+            let bumped = self.pid.is_some();
+            self.pid = Some(pid);
+            if bumped {
+                self.resequence(pid);
+            }
+        }
+        true
     }
 
     fn init_producer_id(&self) -> Result<ProducerId> {
@@ -330,7 +360,7 @@ impl SenderThread {
             for (id, e) in failed {
                 if let Some(pos) = state.retries.iter().position(|b| b.id == id) {
                     if let Some(b) = state.retries.remove(pos) {
-                        Self::finish(&self.acc, &self.metrics, b, Err(e));
+                        Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Err(e));
                     }
                 }
             }
