@@ -13,4 +13,5 @@ mod harness;
 mod producer;
 mod producer_faults;
 mod raw_protocol;
+mod transaction_faults;
 mod transactions;

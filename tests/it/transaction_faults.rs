@@ -1,0 +1,278 @@
+//! Transactions against a fake two-node cluster ([`FakeCluster`]) whose
+//! transaction coordinator answers what Tansu cannot be made to:
+//! CONCURRENT_TRANSACTIONS, a coordinator that moves (NOT_COORDINATOR), a
+//! coordinator that stops answering in the middle of a commit.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_blocking::producer::{Producer, Record, TransactionState};
+use kafka_blocking::protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_blocking::protocol::messages::find_coordinator_response::Coordinator;
+use kafka_blocking::protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_blocking::protocol::messages::*;
+use kafka_blocking::protocol::{ApiKey, ErrorCode, Uuid};
+use kafka_blocking::ErrorKind;
+
+use crate::faults::{fake_api_versions, fake_metadata, FakeCluster, FakeReq};
+
+const TOPIC: &str = "fake-txn-topic";
+
+/// What the fake coordinator does.
+#[derive(Default)]
+struct Knobs {
+    /// The node FindCoordinator names (1 or 2).
+    coordinator: AtomicI32,
+    /// AddPartitionsToTxn answers CONCURRENT_TRANSACTIONS this many times.
+    concurrent: AtomicUsize,
+    /// The next EndTxn to node 1 answers NOT_COORDINATOR and moves the
+    /// coordinator to node 2.
+    move_on_end: AtomicBool,
+    /// EndTxn gets no answer and its connection stalls past the client's
+    /// request timeout (the coordinator hangs, as a dying broker does).
+    hang_end: AtomicBool,
+    /// AddPartitionsToTxn succeeded (Produce before it is refused).
+    added: AtomicBool,
+    records: AtomicUsize,
+    committed: AtomicUsize,
+}
+
+fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
+    let knobs = Arc::new(Knobs::default());
+    knobs.coordinator.store(1, SeqCst);
+    let k = Arc::clone(&knobs);
+    let cluster = FakeCluster::start(2, move |req: &FakeReq| {
+        let not_coordinator = req.node != k.coordinator.load(SeqCst);
+        match req.key {
+            ApiKey::API_VERSIONS => fake_api_versions(
+                req,
+                &[
+                    (ApiKey::API_VERSIONS, 3),
+                    (ApiKey::METADATA, 12),
+                    (ApiKey::PRODUCE, 9),
+                    (ApiKey::FIND_COORDINATOR, 4),
+                    (ApiKey::INIT_PRODUCER_ID, 4),
+                    (ApiKey::ADD_PARTITIONS_TO_TXN, 3),
+                    (ApiKey::END_TXN, 3),
+                ],
+            ),
+            ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([9; 16]), 2, 1)]),
+            ApiKey::FIND_COORDINATOR => {
+                let node = k.coordinator.load(SeqCst);
+                let port = i32::from(req.ports[node as usize - 1]);
+                req.answer::<FindCoordinatorRequest>(|r| FindCoordinatorResponse {
+                    coordinators: r
+                        .coordinator_keys
+                        .iter()
+                        .map(|key| Coordinator {
+                            key: key.clone(),
+                            node_id: node,
+                            host: "127.0.0.1".into(),
+                            port,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            }
+            ApiKey::INIT_PRODUCER_ID => {
+                req.answer::<InitProducerIdRequest>(|_| InitProducerIdResponse {
+                    error_code: if not_coordinator {
+                        ErrorCode::NOT_COORDINATOR.0
+                    } else {
+                        0
+                    },
+                    producer_id: 4242,
+                    producer_epoch: 3,
+                    ..Default::default()
+                })
+            }
+            ApiKey::ADD_PARTITIONS_TO_TXN => {
+                let code = if not_coordinator {
+                    ErrorCode::NOT_COORDINATOR
+                } else if k
+                    .concurrent
+                    .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    ErrorCode::CONCURRENT_TRANSACTIONS
+                } else {
+                    k.added.store(true, SeqCst);
+                    ErrorCode::NONE
+                };
+                req.answer::<AddPartitionsToTxnRequest>(|r| AddPartitionsToTxnResponse {
+                    results_by_topic_v3_and_below: r
+                        .v3_and_below_topics
+                        .iter()
+                        .map(|t| AddPartitionsToTxnTopicResult {
+                            name: t.name.clone(),
+                            results_by_partition: t
+                                .partitions
+                                .iter()
+                                .map(|p| AddPartitionsToTxnPartitionResult {
+                                    partition_index: *p,
+                                    partition_error_code: code.0,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            }
+            ApiKey::PRODUCE => req.answer::<ProduceRequest>(|r| {
+                // A partition not added to the transaction is refused.
+                let code = if k.added.load(SeqCst) {
+                    0
+                } else {
+                    ErrorCode::INVALID_TXN_STATE.0
+                };
+                ProduceResponse {
+                    responses: r
+                        .topic_data
+                        .iter()
+                        .map(|t| TopicProduceResponse {
+                            name: t.name.clone(),
+                            partition_responses: t
+                                .partition_data
+                                .iter()
+                                .map(|p| {
+                                    k.records.fetch_add(1, SeqCst);
+                                    PartitionProduceResponse {
+                                        index: p.index,
+                                        error_code: code,
+                                        base_offset: 0,
+                                        log_append_time_ms: -1,
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+            }),
+            ApiKey::END_TXN => {
+                if k.hang_end.load(SeqCst) {
+                    // Longer than request_timeout_ms: the client gives up
+                    // on the connection (answers stay in order).
+                    std::thread::sleep(Duration::from_millis(1_300));
+                    return None;
+                }
+                let code = if not_coordinator {
+                    ErrorCode::NOT_COORDINATOR
+                } else if req.node == 1 && k.move_on_end.swap(false, SeqCst) {
+                    k.coordinator.store(2, SeqCst);
+                    ErrorCode::NOT_COORDINATOR
+                } else {
+                    k.committed.fetch_add(1, SeqCst);
+                    k.added.store(false, SeqCst);
+                    ErrorCode::NONE
+                };
+                req.answer::<EndTxnRequest>(|_| EndTxnResponse {
+                    error_code: code.0,
+                    ..Default::default()
+                })
+            }
+            _ => None,
+        }
+    });
+    (cluster, knobs)
+}
+
+fn producer(cluster: &FakeCluster) -> Producer {
+    let p = Producer::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .transactional_id("fake-txn")
+        .request_timeout_ms(1_000)
+        .delivery_timeout_ms(10_000)
+        .retry_backoff_ms(10)
+        .build()
+        .expect("producer");
+    p.init_transactions(Duration::from_secs(10))
+        .expect("init_transactions");
+    p
+}
+
+fn send_some(p: &Producer) {
+    p.begin_transaction().expect("begin");
+    for i in 0..10 {
+        let _ = p
+            .send(Record::new(TOPIC).partition(i % 2).value("v"))
+            .expect("send");
+    }
+}
+
+#[test]
+fn concurrent_transactions_is_retried_until_the_partitions_are_added() {
+    let (cluster, knobs) = fake_txn_cluster();
+    knobs.concurrent.store(3, SeqCst);
+    let p = producer(&cluster);
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("commit after CONCURRENT_TRANSACTIONS x3");
+    assert_eq!(cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN), 4);
+    assert_eq!(knobs.committed.load(SeqCst), 1);
+    assert_eq!(p.metrics().record_errors, 0);
+}
+
+#[test]
+fn a_coordinator_that_moves_is_found_again() {
+    let (cluster, knobs) = fake_txn_cluster();
+    let p = producer(&cluster);
+    send_some(&p);
+    knobs.move_on_end.store(true, SeqCst);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("commit on the new coordinator");
+    assert_eq!(cluster.count(1, ApiKey::END_TXN), 1, "refused by node 1");
+    assert_eq!(cluster.count(2, ApiKey::END_TXN), 1, "done by node 2");
+    assert!(cluster.count(1, ApiKey::FIND_COORDINATOR) >= 2);
+    // The next transaction goes to node 2 from the start.
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("second commit");
+    assert_eq!(cluster.count(2, ApiKey::ADD_PARTITIONS_TO_TXN), 1);
+    assert_eq!(knobs.committed.load(SeqCst), 2);
+}
+
+#[test]
+fn a_commit_cut_off_by_a_dead_coordinator_resumes() {
+    let (cluster, knobs) = fake_txn_cluster();
+    let p = producer(&cluster);
+    send_some(&p);
+    knobs.hang_end.store(true, SeqCst);
+    let e = p
+        .commit_transaction(Duration::from_millis(2_500))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(p.transaction_state(), Some(TransactionState::Committing));
+    let produced = cluster.count(1, ApiKey::PRODUCE);
+    let added = cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN);
+    // Nothing else is allowed until the commit is finished.
+    assert_eq!(
+        p.begin_transaction().unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    assert_eq!(
+        p.abort_transaction(Duration::from_secs(1))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidState
+    );
+    // The coordinator comes back: the same commit resumes with EndTxn only.
+    knobs.hang_end.store(false, SeqCst);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("the resumed commit");
+    assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+    assert_eq!(cluster.count(1, ApiKey::PRODUCE), produced);
+    assert_eq!(cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN), added);
+    assert_eq!(knobs.committed.load(SeqCst), 1);
+    assert_eq!(knobs.records.load(SeqCst), 2, "one batch per partition");
+}
