@@ -231,6 +231,9 @@ impl SenderThread {
             options.producer_id = pid.id;
             options.producer_epoch = pid.epoch;
             options.base_sequence = base_sequence;
+            // Marks the batch as part of the open transaction: consumers
+            // with read_committed hold it back until its marker.
+            options.transactional = self.txn.is_some();
         }
         let id = open.id;
         let reserved = open.reserved;
