@@ -432,7 +432,7 @@
 //! | C code | no librdkafka; the lz4 and zstd codecs compile their bundled C sources with `cc` | none required (optional C crc32c) | librdkafka 2.16.0, bundled in the wheel | librdkafka 2.10.0 (built with cmake, or a system library) | OpenSSL with the default `security` feature |
 //! | protocol versions | negotiated per broker (ApiVersions); every schema version of 41 APIs, flexible versions | negotiated; messages from the JSON schemas, flexible versions | negotiated by librdkafka | negotiated by librdkafka | v0 requests only (OffsetCommit up to v2), magic-0 message sets |
 //! | idempotent producer | yes, default | yes, default | yes | yes | — |
-//! | transactions | not yet (`read_committed` consuming: yes) | yes | yes | yes | — |
+//! | transactions | yes (protocol v1; `read_committed` consuming) | yes | yes | yes | — |
 //! | consumer groups | classic: range, roundrobin, sticky, cooperative-sticky; static membership | classic: range, roundrobin, sticky, cooperative-sticky | classic: range, roundrobin, cooperative-sticky | classic: range, roundrobin, cooperative-sticky | offset storage for a named group only; no membership (partitions chosen by the caller) |
 //! | KIP-848 (`group.protocol=consumer`) | yes | — | yes (GA since librdkafka 2.12) | preview in librdkafka 2.10 | — |
 //! | compression | gzip, snappy, lz4, zstd | gzip; snappy, lz4, zstd with optional packages | gzip, snappy, lz4, zstd | gzip, snappy, lz4; zstd with the `zstd` feature | gzip, snappy |
