@@ -38,6 +38,10 @@ struct Knobs {
     hang_end: AtomicBool,
     /// AddPartitionsToTxn succeeded (Produce before it is refused).
     added: AtomicBool,
+    /// The next Produce is refused (a non-retriable error).
+    refuse_produce: AtomicBool,
+    /// InitProducerId requests that carried our id and epoch (KIP-360 bumps).
+    bumps: AtomicUsize,
     records: AtomicUsize,
     committed: AtomicUsize,
 }
@@ -80,18 +84,21 @@ fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
                     ..Default::default()
                 })
             }
-            ApiKey::INIT_PRODUCER_ID => {
-                req.answer::<InitProducerIdRequest>(|_| InitProducerIdResponse {
+            ApiKey::INIT_PRODUCER_ID => req.answer::<InitProducerIdRequest>(|r| {
+                if r.producer_id == 4242 {
+                    k.bumps.fetch_add(1, SeqCst);
+                }
+                InitProducerIdResponse {
                     error_code: if not_coordinator {
                         ErrorCode::NOT_COORDINATOR.0
                     } else {
                         0
                     },
                     producer_id: 4242,
-                    producer_epoch: 3,
+                    producer_epoch: 3 + k.bumps.load(SeqCst) as i16,
                     ..Default::default()
-                })
-            }
+                }
+            }),
             ApiKey::ADD_PARTITIONS_TO_TXN => {
                 let code = if not_coordinator {
                     ErrorCode::NOT_COORDINATOR
@@ -128,10 +135,12 @@ fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
             }
             ApiKey::PRODUCE => req.answer::<ProduceRequest>(|r| {
                 // A partition not added to the transaction is refused.
-                let code = if k.added.load(SeqCst) {
-                    0
-                } else {
+                let code = if !k.added.load(SeqCst) {
                     ErrorCode::INVALID_TXN_STATE.0
+                } else if k.refuse_produce.swap(false, SeqCst) {
+                    ErrorCode::INVALID_RECORD.0
+                } else {
+                    0
                 };
                 ProduceResponse {
                     responses: r
@@ -275,4 +284,43 @@ fn a_commit_cut_off_by_a_dead_coordinator_resumes() {
     assert_eq!(cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN), added);
     assert_eq!(knobs.committed.load(SeqCst), 1);
     assert_eq!(knobs.records.load(SeqCst), 2, "one batch per partition");
+}
+
+#[test]
+fn a_failed_record_makes_the_commit_abortable_and_the_abort_bumps_the_epoch() {
+    let (cluster, knobs) = fake_txn_cluster();
+    let p = producer(&cluster);
+    knobs.refuse_produce.store(true, SeqCst);
+    p.begin_transaction().expect("begin");
+    let failed = p
+        .send(Record::new(TOPIC).partition(0).value("refused"))
+        .expect("send");
+    assert_eq!(
+        failed
+            .get(Duration::from_secs(10))
+            .unwrap_err()
+            .kafka_code(),
+        Some(ErrorCode::INVALID_RECORD)
+    );
+    assert_eq!(
+        p.transaction_state(),
+        Some(TransactionState::AbortableError)
+    );
+    // Sends and the commit report the abortable error with its cause.
+    let e = p.send(Record::new(TOPIC).value("more")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TransactionAbortable, "{e}");
+    let e = p.commit_transaction(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TransactionAbortable, "{e}");
+    assert_eq!(e.kafka_code(), Some(ErrorCode::INVALID_RECORD), "{e}");
+    assert_eq!(knobs.committed.load(SeqCst), 0, "no EndTxn(commit) sent");
+    p.abort_transaction(Duration::from_secs(10)).expect("abort");
+    assert_eq!(
+        knobs.bumps.load(SeqCst),
+        1,
+        "the failed batch had a sequence: the abort bumps the epoch"
+    );
+    // The producer goes on with the next transaction.
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("the next transaction commits");
 }
