@@ -350,35 +350,40 @@ fn committed_values(topic: &str) -> (Vec<i64>, usize) {
     (committed, aborted)
 }
 
-/// Runs `examples/exactly_once.rs` (built on demand) with `args`.
-fn pipeline(args: &[&str]) -> std::process::Child {
-    let exe = {
-        let deps = std::env::current_exe().expect("test binary");
-        let profile = deps
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target/<profile>")
-            .to_path_buf();
-        profile.join("examples").join("exactly_once")
-    };
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
+/// The path of example `name`, built on demand (`cargo test --test it`
+/// does not build examples; a plain `cargo test` has).
+fn example(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let deps = std::env::current_exe().expect("test binary");
+    let profile = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
         build.args([
             "build",
             "--example",
-            "exactly_once",
+            name,
             "--manifest-path",
             concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
         ]);
         if !cfg!(debug_assertions) {
             build.arg("--release");
         }
-        let status = build.status().expect("cargo build --example exactly_once");
-        assert!(status.success(), "building the exactly_once example failed");
-    });
-    std::process::Command::new(exe)
+        let status = build.status().expect("cargo build --example");
+        assert!(status.success(), "building the {name} example failed");
+        built.push(name.to_owned());
+    }
+    profile.join("examples").join(name)
+}
+
+/// Runs `examples/exactly_once.rs` with `args`.
+fn pipeline(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(example("exactly_once"))
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -569,4 +574,32 @@ fn the_exactly_once_pipeline_doubles_each_input_exactly_once() {
         read, want,
         "each input doubled exactly once (read_committed)"
     );
+}
+
+/// `kcat -P -X transactional.id=...` writes all of stdin in one
+/// transaction: transactional batches, committed at end of input.
+#[test]
+fn kcat_produces_stdin_in_one_transaction() {
+    use std::io::Write;
+    let topic = unique_topic("kcat-txn");
+    create_topic(&client(), &topic, 1);
+    let id = unique_topic("kcat-txn-id");
+    let mut child = std::process::Command::new(example("kcat"))
+        .args(["-b", &bootstrap(), "-P", "-q", "-t", &topic])
+        .args(["-X", &format!("transactional.id={id}")])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kcat");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"a\nb\nc\n").expect("write");
+    drop(stdin);
+    let (code, said) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{said}");
+    let mut transactional = 0;
+    fetch_batches(&client(), &topic, |_, b| {
+        assert!(b.is_transactional(), "a batch outside the transaction");
+        transactional += 1;
+    });
+    assert!(transactional >= 1);
+    assert_eq!(read_committed(&topic, 1), ["a", "b", "c"]);
 }
