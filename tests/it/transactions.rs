@@ -220,12 +220,10 @@ fn offsets_sent_to_a_transaction_are_committed_with_it() {
     assert_eq!(read_committed(&output, 1).len(), 20);
 }
 
-/// Fencing as every broker shows it: the old producer's next batch is
-/// refused with PRODUCER_FENCED, and from then on every call fails with
-/// the fatal error.
-#[test]
-fn a_second_producer_with_the_same_id_fences_the_first() {
-    let topic = unique_topic("txn-fence");
+/// A producer with a record sent in its open transaction, and a second
+/// producer with the same transactional id that has just fenced it.
+fn fenced_pair(prefix: &str) -> (String, Producer, Producer) {
+    let topic = unique_topic(prefix);
     create_topic(&client(), &topic, 1);
     let id = unique_topic("txn-id");
     let old = txn_producer(&id).build().expect("producer");
@@ -235,10 +233,18 @@ fn a_second_producer_with_the_same_id_fences_the_first() {
         .send(Record::new(topic.as_str()).value("old"))
         .expect("send");
     old.flush(T).expect("flush");
-
     let new = txn_producer(&id).build().expect("producer");
     new.init_transactions(T)
         .expect("the new producer takes over");
+    (topic, old, new)
+}
+
+/// Fencing as every broker shows it: the old producer's next batch is
+/// refused with PRODUCER_FENCED, and from then on every call fails with
+/// the fatal error.
+#[test]
+fn a_second_producer_with_the_same_id_fences_the_first() {
+    let (topic, old, new) = fenced_pair("txn-fence");
 
     let late = old
         .send(Record::new(topic.as_str()).value("old-2"))
@@ -278,19 +284,7 @@ fn a_second_producer_with_the_same_id_fences_the_first() {
     ignore = "Tansu closes the connection on a fenced EndTxn instead of answering PRODUCER_FENCED: set KAFKA_BOOTSTRAP_SERVERS to a real Kafka"
 )]
 fn a_fenced_commit_fails_with_the_fatal_error() {
-    let topic = unique_topic("txn-fence-commit");
-    create_topic(&client(), &topic, 1);
-    let id = unique_topic("txn-id");
-    let old = txn_producer(&id).build().expect("producer");
-    old.init_transactions(T).expect("init");
-    old.begin_transaction().expect("begin");
-    let _ = old
-        .send(Record::new(topic.as_str()).value("old"))
-        .expect("send");
-    old.flush(T).expect("flush");
-    let new = txn_producer(&id).build().expect("producer");
-    new.init_transactions(T)
-        .expect("the new producer takes over");
+    let (_topic, old, _new) = fenced_pair("txn-fence-commit");
     let e = old.commit_transaction(T).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TransactionFatal, "{e}");
     assert_eq!(
@@ -602,4 +596,48 @@ fn kcat_produces_stdin_in_one_transaction() {
     });
     assert!(transactional >= 1);
     assert_eq!(read_committed(&topic, 1), ["a", "b", "c"]);
+}
+
+/// A read_committed reader stops at the last stable offset: the records
+/// of an open transaction are not returned until it commits, and
+/// `end_offsets` reports the LSO, not the high watermark.
+#[test]
+#[cfg_attr(
+    not(kafka_external),
+    ignore = "Tansu returns an open transaction's records to read_committed readers (no last stable offset): set KAFKA_BOOTSTRAP_SERVERS to a real Kafka"
+)]
+fn read_committed_stops_at_the_last_stable_offset() {
+    let topic = unique_topic("txn-lso");
+    create_topic(&client(), &topic, 1);
+    let plain = Producer::builder()
+        .bootstrap_servers(bootstrap())
+        .build()
+        .expect("producer");
+    for v in values("before", 5) {
+        let _ = plain
+            .send(Record::new(topic.as_str()).value(&v[..]))
+            .expect("send");
+    }
+    plain.flush(T).expect("flush");
+    let p = txn_producer(&unique_topic("txn-id"))
+        .build()
+        .expect("producer");
+    p.init_transactions(T).expect("init");
+    p.begin_transaction().expect("begin");
+    for v in values("open", 5) {
+        let _ = p
+            .send(Record::new(topic.as_str()).value(&v[..]))
+            .expect("send");
+    }
+    p.flush(T)
+        .expect("flush: the open transaction's records are written");
+    assert_eq!(read_committed(&topic, 1), values("before", 5));
+    let c = committed_reader().build().expect("consumer");
+    let ends = c.end_offsets([(topic.as_str(), 0)]).expect("end_offsets");
+    assert_eq!(ends.values().copied().collect::<Vec<_>>(), [5], "the LSO");
+    p.commit_transaction(T).expect("commit");
+    let mut want = values("before", 5);
+    want.extend(values("open", 5));
+    want.sort();
+    assert_eq!(read_committed(&topic, 1), want);
 }

@@ -297,12 +297,7 @@ impl Transactions {
         timeout: Duration,
         flush: impl FnOnce(Duration) -> Result<()>,
     ) -> Result<()> {
-        let step = self.inner.lock().machine.check(Call::Commit)?;
-        if let Step::Start(to) = step {
-            self.transition(to)?;
-        }
-        let deadline = deadline(timeout);
-        flush(left(deadline))?;
+        let deadline = self.start_ending(Call::Commit, timeout, flush)?;
         // A record that failed moved the state to AbortableError.
         {
             let inner = self.inner.lock();
@@ -326,14 +321,9 @@ impl Transactions {
         timeout: Duration,
         flush: impl FnOnce(Duration) -> Result<()>,
     ) -> Result<()> {
-        let step = self.inner.lock().machine.check(Call::Abort)?;
-        if let Step::Start(to) = step {
-            self.transition(to)?;
-        }
-        let deadline = deadline(timeout);
         // The sender fails queued batches now (state Aborting); in-flight
         // ones finish either way.
-        flush(left(deadline))?;
+        let deadline = self.start_ending(Call::Abort, timeout, flush)?;
         let result = if self.inner.lock().started() {
             self.end_txn(false, deadline)
         } else {
@@ -357,6 +347,29 @@ impl Transactions {
             Ok(())
         });
         self.finish_end(result, "abort_transaction()")
+    }
+
+    /// The first steps of a commit or abort: enter Committing/Aborting (or
+    /// resume there) and wait for the transaction's records. Returns the
+    /// call's deadline.
+    fn start_ending(
+        &self,
+        call: Call,
+        timeout: Duration,
+        flush: impl FnOnce(Duration) -> Result<()>,
+    ) -> Result<Instant> {
+        let step = self.inner.lock().machine.check(call)?;
+        if let Step::Start(to) = step {
+            self.transition(to)?;
+        }
+        let deadline = deadline(timeout);
+        match flush(left(deadline)) {
+            Err(e) if e.kind() == ErrorKind::Timeout => Err(e.context(format_args!(
+                "{} timed out waiting for the transaction's records; call it again to resume",
+                call.name()
+            ))),
+            other => other.map(|()| deadline),
+        }
     }
 
     /// After EndTxn: `Ready` on success; a timeout keeps the state (the

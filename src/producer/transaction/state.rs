@@ -114,7 +114,7 @@ pub(crate) enum Call {
 }
 
 impl Call {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Call::Init => "init_transactions()",
             Call::Begin => "begin_transaction()",
