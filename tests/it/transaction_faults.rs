@@ -324,3 +324,117 @@ fn a_failed_record_makes_the_commit_abortable_and_the_abort_bumps_the_epoch() {
     p.commit_transaction(Duration::from_secs(10))
         .expect("the next transaction commits");
 }
+
+/// The admin client lists transactional ids from every broker and
+/// describes each at its own coordinator (Tansu has neither API).
+#[test]
+fn the_admin_client_lists_and_describes_transactions() {
+    use kafka_blocking::admin::AdminClient;
+    use kafka_blocking::protocol::messages::describe_transactions_response::{
+        TopicData, TransactionState as Described,
+    };
+    use kafka_blocking::protocol::messages::list_transactions_response::TransactionState as Listed;
+
+    // Transactional id "a" lives on node 1, "b" on node 2.
+    let cluster = FakeCluster::start(2, |req: &FakeReq| match req.key {
+        ApiKey::API_VERSIONS => fake_api_versions(
+            req,
+            &[
+                (ApiKey::API_VERSIONS, 3),
+                (ApiKey::METADATA, 12),
+                (ApiKey::FIND_COORDINATOR, 4),
+                (ApiKey::LIST_TRANSACTIONS, 0),
+                (ApiKey::DESCRIBE_TRANSACTIONS, 0),
+            ],
+        ),
+        ApiKey::METADATA => fake_metadata(req, &[]),
+        ApiKey::FIND_COORDINATOR => {
+            req.answer::<FindCoordinatorRequest>(|r| FindCoordinatorResponse {
+                coordinators: r
+                    .coordinator_keys
+                    .iter()
+                    .map(|key| {
+                        let node = if key == "b" { 2 } else { 1 };
+                        Coordinator {
+                            key: key.clone(),
+                            node_id: node,
+                            host: "127.0.0.1".into(),
+                            port: i32::from(req.ports[node as usize - 1]),
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        ApiKey::LIST_TRANSACTIONS => {
+            let id = if req.node == 1 { "a" } else { "b" };
+            req.answer::<ListTransactionsRequest>(|_| ListTransactionsResponse {
+                transaction_states: vec![Listed {
+                    transactional_id: id.into(),
+                    producer_id: i64::from(req.node) * 100,
+                    transaction_state: "Ongoing".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+        }
+        ApiKey::DESCRIBE_TRANSACTIONS => {
+            let node = req.node;
+            req.answer::<DescribeTransactionsRequest>(|r| DescribeTransactionsResponse {
+                transaction_states: r
+                    .transactional_ids
+                    .iter()
+                    .map(|id| {
+                        let mine = (id == "a" && node == 1) || (id == "b" && node == 2);
+                        Described {
+                            error_code: if mine {
+                                0
+                            } else {
+                                ErrorCode::TRANSACTIONAL_ID_NOT_FOUND.0
+                            },
+                            transactional_id: id.clone(),
+                            transaction_state: "Ongoing".into(),
+                            transaction_timeout_ms: 60_000,
+                            transaction_start_time_ms: 1_000,
+                            producer_id: i64::from(node) * 100,
+                            producer_epoch: 2,
+                            topics: vec![TopicData {
+                                topic: "t".into(),
+                                partitions: vec![0, 3],
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        _ => None,
+    });
+    let admin = AdminClient::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .build()
+        .expect("admin");
+    let listed = admin.list_transactions().expect("list_transactions");
+    let ids: Vec<(&str, i64, i32)> = listed
+        .iter()
+        .map(|t| (t.transactional_id.as_str(), t.producer_id, t.coordinator))
+        .collect();
+    assert_eq!(ids, [("a", 100, 1), ("b", 200, 2)]);
+
+    let described = admin
+        .describe_transactions(["b", "a"])
+        .expect("describe_transactions");
+    assert_eq!(described.len(), 2);
+    assert_eq!(described[0].0, "b");
+    let b = described[0].1.as_ref().expect("b");
+    assert_eq!(
+        (b.coordinator, b.producer_id, b.producer_epoch),
+        (2, 200, 2)
+    );
+    assert_eq!(b.topics.get("t"), Some(&vec![0, 3]));
+    assert_eq!(described[1].1.as_ref().expect("a").coordinator, 1);
+    assert_eq!(cluster.count(2, ApiKey::DESCRIBE_TRANSACTIONS), 1);
+}
