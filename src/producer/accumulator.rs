@@ -503,6 +503,20 @@ impl Accumulator {
         })
     }
 
+    /// The partitions with a batch (open or full) waiting.
+    pub(crate) fn queued_partitions(&self) -> Vec<(Arc<str>, i32)> {
+        let mut out = Vec::new();
+        for t in self.topics() {
+            for (p, q) in t.partitions.iter().enumerate() {
+                let q = q.lock();
+                if q.open.is_some() || !q.full.is_empty() {
+                    out.push((Arc::clone(&t.name), p as i32));
+                }
+            }
+        }
+        out
+    }
+
     /// Removes queued batches created more than `timeout` before `now`.
     pub(crate) fn take_expired(&self, now: Instant, timeout: Duration) -> Vec<OpenBatch> {
         let expired = |b: &OpenBatch| now.saturating_duration_since(b.created) >= timeout;

@@ -32,6 +32,24 @@ impl SenderThread {
             self.fail_queued(&e);
             return None;
         }
+        if let Some(t) = &txn {
+            // Partitions with records waiting (lingering ones too) join the
+            // transaction now, so AddPartitionsToTxn overlaps linger_ms
+            // and the caller's sends (the Java client adds at send time).
+            let new: Vec<(Arc<str>, i32)> = {
+                let added = t.lock();
+                self.acc
+                    .queued_partitions()
+                    .into_iter()
+                    .filter(|k| !added.partitions.contains(k))
+                    .collect()
+            };
+            if !new.is_empty() {
+                if let Err(e) = t.add_partitions(&new, self.cfg.client.request_timeout) {
+                    log::warn!("AddPartitionsToTxn failed: {e}");
+                }
+            }
+        }
         let snap = self.cluster.metadata();
         let limits = Limits {
             max_in_flight: self.cfg.client.max_in_flight_requests_per_connection,
