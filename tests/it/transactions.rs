@@ -641,3 +641,42 @@ fn read_committed_stops_at_the_last_stable_offset() {
     want.sort();
     assert_eq!(read_committed(&topic, 1), want);
 }
+
+/// A transaction left open past `transaction_timeout_ms` is aborted by the
+/// coordinator (which bumps the epoch); the producer's next record fails
+/// with INVALID_PRODUCER_EPOCH, which makes the transaction abortable (not
+/// fatal, as the Java client since KIP-588), and after the abort the
+/// producer goes on. Kafka looks for expired transactions every 10 s.
+#[test]
+#[cfg_attr(
+    not(kafka_external),
+    ignore = "Tansu never times out a transaction: set KAFKA_BOOTSTRAP_SERVERS to a real Kafka"
+)]
+fn a_timed_out_transaction_is_reported_as_abortable() {
+    let topic = unique_topic("txn-timeout");
+    create_topic(&client(), &topic, 1);
+    let p = txn_producer(&unique_topic("txn-id"))
+        .transaction_timeout_ms(1_000)
+        .build()
+        .expect("producer");
+    p.init_transactions(T).expect("init");
+    p.begin_transaction().expect("begin");
+    let _ = p
+        .send(Record::new(topic.as_str()).value("early"))
+        .expect("send");
+    p.flush(T).expect("flush");
+    std::thread::sleep(Duration::from_secs(15));
+    let late = p
+        .send(Record::new(topic.as_str()).value("late"))
+        .expect("send");
+    assert!(late.get(T).is_err(), "a record of a timed-out transaction");
+    let e = p.commit_transaction(T).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TransactionAbortable, "{e}");
+    p.abort_transaction(T).expect("abort");
+    p.begin_transaction().expect("begin");
+    let _ = p
+        .send(Record::new(topic.as_str()).value("next"))
+        .expect("send");
+    p.commit_transaction(T).expect("commit");
+    assert_eq!(read_committed(&topic, 1), ["next"]);
+}

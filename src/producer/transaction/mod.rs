@@ -172,8 +172,13 @@ impl Transactions {
         if sequenced {
             inner.need_bump = true;
         }
+        // INVALID_PRODUCER_EPOCH on a record means the coordinator bumped
+        // the epoch (the transaction timed out): abortable, as the Java
+        // client has it since KIP-588; from a coordinator it is fatal.
         let e = match e.kafka_code() {
-            Some(code) if is_fatal(code) => e.clone().with_kind(ErrorKind::TransactionFatal),
+            Some(code) if is_fatal(code) && code != ErrorCode::INVALID_PRODUCER_EPOCH => {
+                e.clone().with_kind(ErrorKind::TransactionFatal)
+            }
             _ => e.clone(),
         };
         inner.machine.fail(e);
