@@ -14,3 +14,5 @@ mod producer;
 mod producer_faults;
 mod raw_protocol;
 mod tls;
+mod transaction_faults;
+mod transactions;
