@@ -81,6 +81,7 @@ const SCHEMAS: &[&str] = &[
     "SaslAuthenticate",
     "OffsetForLeaderEpoch",
     "DescribeProducers",
+    "WriteTxnMarkers",
     "DescribeTransactions",
     "ListTransactions",
     "DescribeLogDirs",

@@ -41,7 +41,9 @@ pub use configs::{
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, GroupState, MemberDescription};
 pub use records::ClusterDescription;
 pub use topics::{NewPartitions, NewTopic, PartitionDescription, TopicDescription};
-pub use transactions::{TransactionDescription, TransactionListing};
+pub use transactions::{
+    AbortTransactionSpec, ProducerState, TransactionDescription, TransactionListing,
+};
 
 use crate::cluster::{Cluster, ClusterMetadata, Purpose, TopicSelection};
 use crate::config::{client_options, ClientConfig, ClientConfigBuilder};

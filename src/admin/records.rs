@@ -29,7 +29,7 @@ pub struct ClusterDescription {
 }
 
 /// Codes worth retrying on a request to a partition leader.
-const LEADER_RETRY: &[ErrorCode] = &[
+pub(super) const LEADER_RETRY: &[ErrorCode] = &[
     ErrorCode::NOT_LEADER_OR_FOLLOWER,
     ErrorCode::LEADER_NOT_AVAILABLE,
 ];
@@ -105,6 +105,24 @@ impl AdminClient {
             .collect())
     }
 
+    /// Groups `parts` by their leader, from fresh metadata; a partition
+    /// without one gets its error (named by partition) in `failed`.
+    pub(super) fn by_leader<V>(
+        &self,
+        parts: &[TopicPartition],
+        dl: &Deadline,
+        failed: &mut Vec<(TopicPartition, Answer<V>)>,
+    ) -> Result<BTreeMap<i32, Vec<TopicPartition>>> {
+        let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+        for (tp, leader) in self.leaders(parts, dl)? {
+            match leader {
+                Ok(l) => by_leader.entry(l).or_default().push(tp),
+                Err(e) => failed.push((tp, Answer::from_result(Err(e), LEADER_RETRY))),
+            }
+        }
+        Ok(by_leader)
+    }
+
     /// Deletes the records of each partition before the given offset (-1:
     /// up to the high watermark), asking each partition's leader. Answers
     /// per partition with its new low watermark. `timeout` (default
@@ -118,14 +136,7 @@ impl AdminClient {
         let dl = self.deadline(timeout);
         self.run_items(order, &dl, LEADER_RETRY, |pending| {
             let mut out = Vec::new();
-            let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
-            for (tp, leader) in self.leaders(pending, &dl)? {
-                match leader {
-                    Ok(l) => by_leader.entry(l).or_default().push(tp),
-                    Err(e) => out.push((tp, Answer::from_result(Err(e), LEADER_RETRY))),
-                }
-            }
-            for (leader, parts) in by_leader {
+            for (leader, parts) in self.by_leader(pending, &dl, &mut out)? {
                 let topics = by_topic(parts.iter().map(|tp| {
                     let p = DeleteRecordsPartition {
                         partition_index: tp.partition,

@@ -1,12 +1,23 @@
 //! Transactions seen from the admin side (KIP-664): which transactional
-//! ids exist and what state each transaction is in, to find a hanging one.
+//! ids exist and what state each transaction is in, which producers hold
+//! a partition open, and aborting a hanging transaction.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use super::{check, AdminClient, Answer, COORDINATOR_RETRY};
-use crate::error::Result;
+use super::records::LEADER_RETRY;
+use super::{check, AdminClient, Answer, TopicPartition, COORDINATOR_RETRY};
+use crate::consumer::offsets::by_topic;
+use crate::error::{Error, Result};
 use crate::group::{find_coordinator_of, CoordinatorKey};
-use crate::protocol::messages::{DescribeTransactionsRequest, ListTransactionsRequest};
+use crate::protocol::messages::describe_producers_request::TopicRequest;
+use crate::protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use crate::protocol::messages::{
+    DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest,
+    WriteTxnMarkersRequest,
+};
 
 /// One transactional id, from [`AdminClient::list_transactions`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +52,42 @@ pub struct TransactionDescription {
     pub topics: BTreeMap<String, Vec<i32>>,
     /// The broker coordinating it.
     pub coordinator: i32,
+}
+
+/// A producer with state on a partition, from
+/// [`AdminClient::describe_producers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i32,
+    /// The sequence number of its last record on the partition.
+    pub last_sequence: i32,
+    /// The timestamp of its last record (ms since the epoch).
+    pub last_timestamp_ms: i64,
+    /// The epoch of the transaction coordinator that last wrote a marker
+    /// for it, -1 if none.
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction on the partition: `Some`
+    /// means a transaction is open there (possibly hanging).
+    pub current_transaction_start_offset: Option<i64>,
+}
+
+/// Which hanging transaction [`AdminClient::abort_transaction`] aborts:
+/// the partition it holds open and the producer, as
+/// [`AdminClient::describe_producers`] reports them (Java's
+/// `AbortTransactionSpec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortTransactionSpec {
+    /// The partition the transaction holds open.
+    pub partition: TopicPartition,
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch.
+    pub producer_epoch: i16,
+    /// The coordinator epoch ([`ProducerState::coordinator_epoch`]).
+    pub coordinator_epoch: i32,
 }
 
 impl AdminClient {
@@ -153,5 +200,148 @@ impl AdminClient {
             }
             Ok(out)
         })
+    }
+
+    /// The producers with state on each partition (DescribeProducers,
+    /// Kafka 2.8+), asked of each partition's leader; per-partition
+    /// results whose errors name the partition. A producer whose
+    /// [`ProducerState::current_transaction_start_offset`] stays `Some`
+    /// long past its transaction timeout holds a hanging transaction
+    /// ([`AdminClient::abort_transaction`]). `timeout` (default
+    /// `default_api_timeout_ms`) bounds the call, retries included.
+    pub fn describe_producers(
+        &self,
+        partitions: impl IntoIterator<Item = TopicPartition>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<(TopicPartition, Result<Vec<ProducerState>>)>> {
+        let dl = self.deadline(timeout);
+        let order: Vec<TopicPartition> = partitions.into_iter().collect();
+        self.run_items(order, &dl, LEADER_RETRY, |pending| {
+            let mut out = Vec::new();
+            for (leader, parts) in self.by_leader(pending, &dl, &mut out)? {
+                let request = DescribeProducersRequest {
+                    topics: by_topic(parts.iter().map(|tp| (tp, tp.partition)))
+                        .into_iter()
+                        .map(|(name, partition_indexes)| TopicRequest {
+                            name: name.to_owned(),
+                            partition_indexes,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                let response = match self.send_to(leader, &request, dl.attempt_timeout()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        out.extend(parts.into_iter().map(|tp| {
+                            let e = e.clone().with_partition(&*tp.topic, tp.partition);
+                            (tp, Answer::from_result(Err(e), LEADER_RETRY))
+                        }));
+                        continue;
+                    }
+                };
+                for t in response.topics {
+                    for p in t.partitions {
+                        let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+                        let r = check(
+                            p.error_code,
+                            p.error_message.as_deref(),
+                            format_args!("describing the producers of {tp}"),
+                        )
+                        .map_err(|e| e.with_partition(&*tp.topic, tp.partition))
+                        .map(|()| {
+                            p.active_producers
+                                .into_iter()
+                                .map(|s| ProducerState {
+                                    producer_id: s.producer_id,
+                                    producer_epoch: s.producer_epoch,
+                                    last_sequence: s.last_sequence,
+                                    last_timestamp_ms: s.last_timestamp,
+                                    coordinator_epoch: s.coordinator_epoch,
+                                    current_transaction_start_offset: Some(
+                                        s.current_txn_start_offset,
+                                    )
+                                    .filter(|o| *o >= 0),
+                                })
+                                .collect()
+                        });
+                        out.push((tp, Answer::from_result(r, LEADER_RETRY)));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Aborts a hanging transaction on one partition (KIP-664): writes an
+    /// abort marker for `spec`'s producer through the partition's leader
+    /// (WriteTxnMarkers, which needs the ClusterAction permission). Use it
+    /// only for a transaction its producer and coordinator lost track of
+    /// (one [`AdminClient::list_transactions`] does not show as open):
+    /// aborting a live transaction loses its records on that partition.
+    /// Errors name the partition (`INVALID_PRODUCER_EPOCH` or
+    /// `TRANSACTION_COORDINATOR_FENCED`: the producer or coordinator moved
+    /// on, `spec` is stale).
+    pub fn abort_transaction(
+        &self,
+        spec: &AbortTransactionSpec,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let dl = self.deadline(timeout);
+        let tp = spec.partition.clone();
+        let mut results = self.run_items(vec![tp.clone()], &dl, LEADER_RETRY, |pending| {
+            let mut out = Vec::new();
+            for (leader, _) in self.by_leader(pending, &dl, &mut out)? {
+                let request = WriteTxnMarkersRequest {
+                    markers: vec![WritableTxnMarker {
+                        producer_id: spec.producer_id,
+                        producer_epoch: spec.producer_epoch,
+                        transaction_result: false,
+                        topics: vec![WritableTxnMarkerTopic {
+                            name: tp.topic.to_string(),
+                            partition_indexes: vec![tp.partition],
+                            ..Default::default()
+                        }],
+                        coordinator_epoch: spec.coordinator_epoch,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let r = self
+                    .send_to(leader, &request, dl.long_attempt_timeout())
+                    .and_then(|response| {
+                        let code = response
+                            .markers
+                            .iter()
+                            .filter(|m| m.producer_id == spec.producer_id)
+                            .flat_map(|m| &m.topics)
+                            .filter(|t| *t.name == *tp.topic)
+                            .flat_map(|t| &t.partitions)
+                            .find(|p| p.partition_index == tp.partition)
+                            .map(|p| p.error_code)
+                            .ok_or_else(|| {
+                                Error::protocol(format!(
+                                    "the WriteTxnMarkers answer left out {tp} of producer {}",
+                                    spec.producer_id
+                                ))
+                            })?;
+                        check(
+                            code,
+                            None,
+                            format_args!(
+                                "aborting the transaction of producer {} epoch {}",
+                                spec.producer_id, spec.producer_epoch
+                            ),
+                        )
+                    })
+                    .map_err(|e| e.with_partition(&*tp.topic, tp.partition));
+                out.push((tp.clone(), Answer::from_result(r, LEADER_RETRY)));
+            }
+            Ok(out)
+        })?;
+        match results.pop() {
+            Some((_, r)) => r,
+            None => Err(Error::protocol(format!("no answer for {tp}"))),
+        }
     }
 }

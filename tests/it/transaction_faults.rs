@@ -438,3 +438,236 @@ fn the_admin_client_lists_and_describes_transactions() {
     assert_eq!(described[1].1.as_ref().expect("a").coordinator, 1);
     assert_eq!(cluster.count(2, ApiKey::DESCRIBE_TRANSACTIONS), 1);
 }
+
+/// `describe_producers` asks each partition's leader (topic `p1` leads on
+/// node 1, `p2` on node 2) for just its partitions and answers per
+/// partition, errors naming the partition; `abort_transaction` writes an
+/// abort marker with the spec's producer, epoch and coordinator epoch to
+/// the leader, retries a moved leader, and names the partition in a
+/// broker's refusal.
+#[test]
+fn the_admin_client_describes_producers_and_aborts_hanging_transactions() {
+    use std::sync::Mutex;
+
+    use kafka_blocking::admin::{AbortTransactionSpec, AdminClient, TopicPartition};
+    use kafka_blocking::protocol::messages::describe_producers_response::{
+        PartitionResponse, ProducerState as Active, TopicResponse,
+    };
+    use kafka_blocking::protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+
+    // (node, topic, partitions) of each DescribeProducers; each marker
+    // written as (node, producer id, epoch, commit?, coordinator epoch,
+    // topic, partitions).
+    type Marker = (i32, i64, i16, bool, i32, String, Vec<i32>);
+    let described: Arc<Mutex<Vec<(i32, String, Vec<i32>)>>> = Arc::default();
+    let markers: Arc<Mutex<Vec<Marker>>> = Arc::default();
+    let moved_once = Arc::new(AtomicBool::new(false));
+    let (d, m, moved) = (
+        Arc::clone(&described),
+        Arc::clone(&markers),
+        Arc::clone(&moved_once),
+    );
+    let cluster = FakeCluster::start(2, move |req: &FakeReq| match req.key {
+        ApiKey::API_VERSIONS => fake_api_versions(
+            req,
+            &[
+                (ApiKey::API_VERSIONS, 3),
+                (ApiKey::METADATA, 12),
+                (ApiKey::DESCRIBE_PRODUCERS, 0),
+                (ApiKey::WRITE_TXN_MARKERS, 1),
+            ],
+        ),
+        ApiKey::METADATA => fake_metadata(
+            req,
+            &[("p1", Uuid([1; 16]), 2, 1), ("p2", Uuid([2; 16]), 1, 2)],
+        ),
+        ApiKey::DESCRIBE_PRODUCERS => {
+            let node = req.node;
+            req.answer::<DescribeProducersRequest>(|r| {
+                let mut seen = d.lock().expect("lock");
+                DescribeProducersResponse {
+                    topics: r
+                        .topics
+                        .iter()
+                        .map(|t| {
+                            seen.push((node, t.name.clone(), t.partition_indexes.clone()));
+                            TopicResponse {
+                                name: t.name.clone(),
+                                partitions: t
+                                    .partition_indexes
+                                    .iter()
+                                    .map(|&p| match (t.name.as_str(), p) {
+                                        ("p1", 1) => PartitionResponse {
+                                            partition_index: p,
+                                            error_code: ErrorCode::TOPIC_AUTHORIZATION_FAILED.0,
+                                            error_message: Some("not yours".into()),
+                                            ..Default::default()
+                                        },
+                                        _ => PartitionResponse {
+                                            partition_index: p,
+                                            active_producers: vec![Active {
+                                                producer_id: 7 + i64::from(node),
+                                                producer_epoch: 3,
+                                                last_sequence: 41,
+                                                last_timestamp: 1_000,
+                                                coordinator_epoch: 5,
+                                                // Node 1's producer holds an open transaction.
+                                                current_txn_start_offset: if node == 1 {
+                                                    100
+                                                } else {
+                                                    -1
+                                                },
+                                                ..Default::default()
+                                            }],
+                                            ..Default::default()
+                                        },
+                                    })
+                                    .collect(),
+                                ..Default::default()
+                            }
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+            })
+        }
+        ApiKey::WRITE_TXN_MARKERS => {
+            let node = req.node;
+            req.answer::<WriteTxnMarkersRequest>(|r| {
+                let mut seen = m.lock().expect("lock");
+                WriteTxnMarkersResponse {
+                    markers: r
+                        .markers
+                        .iter()
+                        .map(|w| WritableTxnMarkerResult {
+                            producer_id: w.producer_id,
+                            topics: w
+                                .topics
+                                .iter()
+                                .map(|t| {
+                                    seen.push((
+                                        node,
+                                        w.producer_id,
+                                        w.producer_epoch,
+                                        w.transaction_result,
+                                        w.coordinator_epoch,
+                                        t.name.clone(),
+                                        t.partition_indexes.clone(),
+                                    ));
+                                    // Node 1 first says its leadership moved,
+                                    // then refuses the stale epoch 2.
+                                    let code = if node != 1 {
+                                        ErrorCode::NONE
+                                    } else if !moved.swap(true, SeqCst) {
+                                        ErrorCode::NOT_LEADER_OR_FOLLOWER
+                                    } else if w.producer_epoch == 2 {
+                                        ErrorCode::INVALID_PRODUCER_EPOCH
+                                    } else {
+                                        ErrorCode::NONE
+                                    };
+                                    WritableTxnMarkerTopicResult {
+                                        name: t.name.clone(),
+                                        partitions: t
+                                            .partition_indexes
+                                            .iter()
+                                            .map(|&p| WritableTxnMarkerPartitionResult {
+                                                partition_index: p,
+                                                error_code: code.0,
+                                                ..Default::default()
+                                            })
+                                            .collect(),
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+            })
+        }
+        _ => None,
+    });
+    let admin = AdminClient::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .build()
+        .expect("admin");
+
+    let asked = [
+        TopicPartition::new("p2", 0),
+        TopicPartition::new("p1", 1),
+        TopicPartition::new("p1", 0),
+        TopicPartition::new("p1", 9),
+    ];
+    let states = admin
+        .describe_producers(asked.clone(), Some(Duration::from_secs(10)))
+        .expect("describe_producers");
+    let order: Vec<&TopicPartition> = states.iter().map(|(tp, _)| tp).collect();
+    assert_eq!(order, asked.iter().collect::<Vec<_>>(), "in the asked order");
+    let p2 = states[0].1.as_ref().expect("p2-0");
+    assert_eq!(p2.len(), 1);
+    assert_eq!((p2[0].producer_id, p2[0].current_transaction_start_offset), (9, None));
+    let denied = states[1].1.as_ref().expect_err("p1-1 is refused");
+    assert_eq!(
+        denied.kafka_code(),
+        Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+    );
+    assert_eq!((denied.topic(), denied.partition()), (Some("p1"), Some(1)));
+    assert!(denied.to_string().contains("not yours"), "{denied}");
+    let open = &states[2].1.as_ref().expect("p1-0")[0];
+    assert_eq!(
+        (
+            open.producer_id,
+            open.producer_epoch,
+            open.last_sequence,
+            open.coordinator_epoch,
+            open.current_transaction_start_offset
+        ),
+        (8, 3, 41, 5, Some(100))
+    );
+    let missing = states[3].1.as_ref().expect_err("p1 has no partition 9");
+    assert_eq!(
+        missing.kafka_code(),
+        Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+    );
+    assert_eq!((missing.topic(), missing.partition()), (Some("p1"), Some(9)));
+    let mut seen = described.lock().expect("lock").clone();
+    seen.iter_mut().for_each(|(_, _, ps)| ps.sort());
+    seen.sort();
+    assert_eq!(
+        seen,
+        [(1, "p1".to_string(), vec![0, 1]), (2, "p2".to_string(), vec![0])],
+        "one request per leader with only its partitions, none for the missing one"
+    );
+
+    // Abort the open transaction found on p1-0, first with a stale epoch.
+    let mut spec = AbortTransactionSpec {
+        partition: TopicPartition::new("p1", 0),
+        producer_id: open.producer_id,
+        producer_epoch: 2,
+        coordinator_epoch: open.coordinator_epoch,
+    };
+    let stale = admin
+        .abort_transaction(&spec, Some(Duration::from_secs(10)))
+        .expect_err("a stale epoch is refused");
+    assert_eq!(stale.kafka_code(), Some(ErrorCode::INVALID_PRODUCER_EPOCH));
+    assert_eq!((stale.topic(), stale.partition()), (Some("p1"), Some(0)));
+    spec.producer_epoch = 3;
+    admin
+        .abort_transaction(&spec, Some(Duration::from_secs(10)))
+        .expect("abort_transaction");
+    assert_eq!(
+        markers.lock().expect("lock").clone(),
+        [
+            // NOT_LEADER_OR_FOLLOWER, retried.
+            (1, 8, 2, false, 5, "p1".to_string(), vec![0]),
+            (1, 8, 2, false, 5, "p1".to_string(), vec![0]),
+            (1, 8, 3, false, 5, "p1".to_string(), vec![0]),
+        ],
+        "abort markers (result false) for just the spec's partition, to its leader"
+    );
+    assert_eq!(cluster.count(2, ApiKey::WRITE_TXN_MARKERS), 0);
+}

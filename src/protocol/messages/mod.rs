@@ -94,6 +94,8 @@ pub mod sync_group_request;
 pub mod sync_group_response;
 pub mod txn_offset_commit_request;
 pub mod txn_offset_commit_response;
+pub mod write_txn_markers_request;
+pub mod write_txn_markers_response;
 
 pub use add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 pub use add_offsets_to_txn_response::AddOffsetsToTxnResponse;
@@ -179,6 +181,8 @@ pub use sync_group_request::SyncGroupRequest;
 pub use sync_group_response::SyncGroupResponse;
 pub use txn_offset_commit_request::TxnOffsetCommitRequest;
 pub use txn_offset_commit_response::TxnOffsetCommitResponse;
+pub use write_txn_markers_request::WriteTxnMarkersRequest;
+pub use write_txn_markers_response::WriteTxnMarkersResponse;
 
 use super::api::ApiKey;
 
@@ -229,6 +233,8 @@ impl ApiKey {
     pub const ADD_OFFSETS_TO_TXN: ApiKey = ApiKey(25);
     /// `EndTxn` (26).
     pub const END_TXN: ApiKey = ApiKey(26);
+    /// `WriteTxnMarkers` (27).
+    pub const WRITE_TXN_MARKERS: ApiKey = ApiKey(27);
     /// `TxnOffsetCommit` (28).
     pub const TXN_OFFSET_COMMIT: ApiKey = ApiKey(28);
     /// `DescribeAcls` (29).
@@ -293,6 +299,7 @@ impl ApiKey {
             24 => "AddPartitionsToTxn",
             25 => "AddOffsetsToTxn",
             26 => "EndTxn",
+            27 => "WriteTxnMarkers",
             28 => "TxnOffsetCommit",
             29 => "DescribeAcls",
             30 => "CreateAcls",
@@ -343,6 +350,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ADD_PARTITIONS_TO_TXN, 0, 5),
     (ApiKey::ADD_OFFSETS_TO_TXN, 0, 4),
     (ApiKey::END_TXN, 0, 4),
+    (ApiKey::WRITE_TXN_MARKERS, 0, 1),
     (ApiKey::TXN_OFFSET_COMMIT, 0, 4),
     (ApiKey::DESCRIBE_ACLS, 0, 3),
     (ApiKey::CREATE_ACLS, 0, 3),
@@ -453,6 +461,8 @@ macro_rules! for_each_message {
         sync_group_response::SyncGroupResponse,
         txn_offset_commit_request::TxnOffsetCommitRequest,
         txn_offset_commit_response::TxnOffsetCommitResponse,
+        write_txn_markers_request::WriteTxnMarkersRequest,
+        write_txn_markers_response::WriteTxnMarkersResponse,
         }
     };
 }
