@@ -606,10 +606,17 @@ fn the_admin_client_describes_producers_and_aborts_hanging_transactions() {
         .describe_producers(asked.clone(), Some(Duration::from_secs(10)))
         .expect("describe_producers");
     let order: Vec<&TopicPartition> = states.iter().map(|(tp, _)| tp).collect();
-    assert_eq!(order, asked.iter().collect::<Vec<_>>(), "in the asked order");
+    assert_eq!(
+        order,
+        asked.iter().collect::<Vec<_>>(),
+        "in the asked order"
+    );
     let p2 = states[0].1.as_ref().expect("p2-0");
     assert_eq!(p2.len(), 1);
-    assert_eq!((p2[0].producer_id, p2[0].current_transaction_start_offset), (9, None));
+    assert_eq!(
+        (p2[0].producer_id, p2[0].current_transaction_start_offset),
+        (9, None)
+    );
     let denied = states[1].1.as_ref().expect_err("p1-1 is refused");
     assert_eq!(
         denied.kafka_code(),
@@ -633,13 +640,19 @@ fn the_admin_client_describes_producers_and_aborts_hanging_transactions() {
         missing.kafka_code(),
         Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
     );
-    assert_eq!((missing.topic(), missing.partition()), (Some("p1"), Some(9)));
+    assert_eq!(
+        (missing.topic(), missing.partition()),
+        (Some("p1"), Some(9))
+    );
     let mut seen = described.lock().expect("lock").clone();
     seen.iter_mut().for_each(|(_, _, ps)| ps.sort());
     seen.sort();
     assert_eq!(
         seen,
-        [(1, "p1".to_string(), vec![0, 1]), (2, "p2".to_string(), vec![0])],
+        [
+            (1, "p1".to_string(), vec![0, 1]),
+            (2, "p2".to_string(), vec![0])
+        ],
         "one request per leader with only its partitions, none for the missing one"
     );
 

@@ -680,3 +680,56 @@ fn a_timed_out_transaction_is_reported_as_abortable() {
     p.commit_transaction(T).expect("commit");
     assert_eq!(read_committed(&topic, 1), ["next"]);
 }
+
+/// A transaction left open (its producer gone silent) shows up in
+/// `describe_producers` with its start offset, and `abort_transaction`
+/// with what that reported closes it on the partition (KIP-664).
+#[test]
+#[cfg_attr(
+    not(kafka_external),
+    ignore = "Tansu does not support DescribeProducers (UnsupportedVersion): set KAFKA_BOOTSTRAP_SERVERS to a real Kafka"
+)]
+fn the_admin_client_finds_and_aborts_a_hanging_transaction() {
+    use kafka_blocking::admin::{AbortTransactionSpec, AdminClient};
+
+    let topic = unique_topic("txn-hanging");
+    create_topic(&client(), &topic, 1);
+    let id = unique_topic("txn-id");
+    let p = txn_producer(&id).build().expect("producer");
+    p.init_transactions(T).expect("init");
+    p.begin_transaction().expect("begin");
+    let _ = p
+        .send(Record::new(topic.as_str()).partition(0).value("hanging"))
+        .expect("send");
+    p.flush(T).expect("flush");
+
+    let admin = AdminClient::builder()
+        .bootstrap_servers(bootstrap())
+        .build()
+        .expect("admin");
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    let open_on = |admin: &AdminClient| {
+        let mut states = admin
+            .describe_producers([tp.clone()], Some(T))
+            .expect("describe_producers");
+        let (_, r) = states.pop().expect("one answer");
+        r.expect("the partition's producers")
+            .into_iter()
+            .filter(|s| s.current_transaction_start_offset.is_some())
+            .collect::<Vec<_>>()
+    };
+    let open = open_on(&admin);
+    assert_eq!(open.len(), 1, "one open transaction: {open:?}");
+    assert_eq!(open[0].current_transaction_start_offset, Some(0));
+    let spec = AbortTransactionSpec {
+        partition: tp.clone(),
+        producer_id: open[0].producer_id,
+        producer_epoch: i16::try_from(open[0].producer_epoch).expect("epoch"),
+        coordinator_epoch: open[0].coordinator_epoch,
+    };
+    admin
+        .abort_transaction(&spec, Some(T))
+        .expect("abort_transaction");
+    assert!(open_on(&admin).is_empty(), "the abort marker closed it");
+    assert!(read_committed(&topic, 1).is_empty());
+}
