@@ -461,7 +461,8 @@ fn the_admin_client_describes_producers_and_aborts_hanging_transactions() {
     // written as (node, producer id, epoch, commit?, coordinator epoch,
     // topic, partitions).
     type Marker = (i32, i64, i16, bool, i32, String, Vec<i32>);
-    let described: Arc<Mutex<Vec<(i32, String, Vec<i32>)>>> = Arc::default();
+    type Described = (i32, String, Vec<i32>);
+    let described: Arc<Mutex<Vec<Described>>> = Arc::default();
     let markers: Arc<Mutex<Vec<Marker>>> = Arc::default();
     let moved_once = Arc::new(AtomicBool::new(false));
     let (d, m, moved) = (
