@@ -7,6 +7,13 @@
 //! cargo run --release --example txn_bench -- 127.0.0.1:9092 1000000 100
 //! ```
 //!
+//! With `TXN_BENCH_PEER` set to a command line (e.g.
+//! `"/tmp/peerbench/venv/bin/python benches/txn_confluent.py"`, librdkafka's
+//! transactional producer), each mode also runs that command on a fresh topic
+//! of the same broker right after ours, with the arguments
+//! `BOOTSTRAP TOPIC COUNT SIZE TXN_SIZE` (0: no transactions), and prints its
+//! `RESULT` line.
+//!
 //! Settings as the peer benchmark where transactions allow: linger 5 ms,
 //! batches up to 1 MiB, requests up to 2 MiB, 32 MiB of buffer, record i
 //! to partition i mod 6; idempotence and acks=all (transactions need
@@ -40,6 +47,11 @@ fn main() -> kafka_blocking::Result<()> {
             .map(|b| b.bootstrap_servers().to_owned())
             .unwrap_or_default()
     });
+    // `TXN_BENCH_LINGER_MS` (default 5) changes linger_ms for every mode.
+    let linger_ms: i64 = std::env::var("TXN_BENCH_LINGER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let admin = AdminClient::builder().bootstrap_servers(&servers).build()?;
     let payload = vec![b'x'; size];
     println!("{count} records of {size} B, {PARTITIONS} partitions, broker {servers}");
@@ -50,7 +62,7 @@ fn main() -> kafka_blocking::Result<()> {
         }
         let mut b = ProducerBuilder::default()
             .bootstrap_servers(&servers)
-            .linger_ms(5)
+            .linger_ms(linger_ms)
             .batch_size(1 << 20)
             .max_request_size(2 << 20)
             .buffer_memory(32 << 20);
@@ -63,6 +75,11 @@ fn main() -> kafka_blocking::Result<()> {
             p.init_transactions(t)?;
         }
         let start = Instant::now();
+        // Where a transaction's end goes, the part the caller cannot
+        // overlap with its sends: waiting for its records (an explicit
+        // flush, the same wait commit_transaction does first), then
+        // commit_transaction itself (EndTxn, the flush finding nothing).
+        let (mut flushing, mut committing) = (Duration::ZERO, Duration::ZERO);
         let mut i = 0;
         while i < count {
             let n = txn_size.unwrap_or(count).min(count - i);
@@ -77,7 +94,12 @@ fn main() -> kafka_blocking::Result<()> {
                 )?;
             }
             if txn_size.is_some() {
+                let f = Instant::now();
+                p.flush(t)?;
+                let c = Instant::now();
                 p.commit_transaction(t)?;
+                flushing += c - f;
+                committing += c.elapsed();
             }
             i += n;
         }
@@ -86,11 +108,30 @@ fn main() -> kafka_blocking::Result<()> {
         let errors = p.metrics().record_errors;
         p.close(t)?;
         println!(
-            "RESULT mode={} records={count} seconds={secs:.2} records_per_s={:.0} mb_per_s={:.1} errors={errors}",
+            "RESULT mode={} records={count} seconds={secs:.2} records_per_s={:.0} mb_per_s={:.1} errors={errors} flushing_s={:.2} committing_s={:.2}",
             txn_size.map_or("no-transactions".to_owned(), |n| format!("transactions-of-{n}")),
             count as f64 / secs,
             (count * size) as f64 / secs / 1e6,
+            flushing.as_secs_f64(),
+            committing.as_secs_f64(),
         );
+        if let Ok(peer) = std::env::var("TXN_BENCH_PEER") {
+            let topic = format!("{topic}-peer");
+            for (_, r) in admin.create_topics([NewTopic::new(&topic, PARTITIONS, 1)], false, None)?
+            {
+                r?;
+            }
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{peer} {servers} {topic} {count} {size} {}",
+                    txn_size.unwrap_or(0)
+                ))
+                .status();
+            if !status.as_ref().is_ok_and(|s| s.success()) {
+                eprintln!("the peer command `{peer}` failed: {status:?}");
+            }
+        }
     }
     Ok(())
 }
