@@ -117,7 +117,8 @@ fn main() -> kafka_blocking::Result<()> {
         );
         if let Ok(peer) = std::env::var("TXN_BENCH_PEER") {
             let topic = format!("{topic}-peer");
-            for (_, r) in admin.create_topics([NewTopic::new(&topic, PARTITIONS, 1)], false, None)?
+            for (_, r) in
+                admin.create_topics([NewTopic::new(&topic, PARTITIONS, 1)], false, None)?
             {
                 r?;
             }
