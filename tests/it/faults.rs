@@ -11,6 +11,44 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use kafka_blocking::testkit::LocalBroker;
+use kafka_blocking::{Client, ClientConfig};
+
+/// A Tansu of its own on 127.0.0.1 that advertises a [`Proxy`]'s address,
+/// so that every connection a client makes (metadata, produce, offsets,
+/// fetches) goes through the proxy. Started in both modes: these tests
+/// need only the client side, and an external broker's advertised address
+/// cannot be proxied. Both stop on Drop (the proxy first).
+pub struct ProxiedBroker {
+    pub proxy: Proxy,
+    pub broker: LocalBroker,
+}
+
+impl ProxiedBroker {
+    pub fn start() -> ProxiedBroker {
+        let proxy = Proxy::bind();
+        let broker = LocalBroker::start_advertising(&proxy.addr()).expect("a local tansu");
+        proxy.set_upstream(broker.bootstrap_servers());
+        ProxiedBroker { proxy, broker }
+    }
+
+    /// The proxy's address.
+    pub fn bootstrap(&self) -> String {
+        self.proxy.addr()
+    }
+
+    /// A raw client that connects through the proxy.
+    pub fn client(&self) -> Client {
+        Client::new(
+            ClientConfig::builder()
+                .bootstrap_servers(self.bootstrap())
+                .build()
+                .expect("config"),
+        )
+        .expect("client")
+    }
+}
+
 /// Knobs shared by every connection of a [`Proxy`].
 #[derive(Default)]
 pub struct Knobs {

@@ -25,12 +25,6 @@ pub fn bootstrap() -> String {
         .to_owned()
 }
 
-/// `true` when the tests run against an external broker (real Kafka).
-#[allow(dead_code)] // for tests that need real Kafka behaviour
-pub fn external() -> bool {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").is_ok_and(|s| !s.trim().is_empty())
-}
-
 /// A topic name no other test (or earlier run) uses.
 pub fn unique_topic(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
