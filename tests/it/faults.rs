@@ -316,7 +316,7 @@ type Handler = dyn Fn(&FakeReq) -> Option<Vec<u8>> + Send + Sync;
 
 /// A cluster of fake brokers (nodes 1..=n on 127.0.0.1) built from the
 /// crate's own protocol types: `handler` answers each request (`None`:
-/// no answer, the request hangs). Counts requests; stops on Drop.
+/// no answer, the request hangs; an empty answer: the node hangs up). Counts requests; stops on Drop.
 pub struct FakeCluster {
     ports: Vec<u16>,
     stop: Arc<AtomicBool>,
@@ -428,6 +428,12 @@ fn serve_fake(
         let Some(answer) = handler(&req) else {
             continue;
         };
+        if answer.is_empty() {
+            // Hang up, as a broker that does not know the request (the
+            // cluster holds a clone of the socket, so dropping is not enough).
+            let _ = s.shutdown(Shutdown::Both);
+            return;
+        }
         let mut frame = (answer.len() as i32).to_be_bytes().to_vec();
         frame.extend(answer);
         if s.write_all(&frame).is_err() {
