@@ -289,7 +289,7 @@
 //! | `connections_max_idle_ms` | PCA | `connections_max_idle_ms` | 540000 | `-1`: never close |
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
-//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
+//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions: then that release's API versions are assumed |
 //! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL`, `SASL_*`: not yet |
 //! | `ssl_context`, `ssl_check_hostname`, `ssl_cafile`, `ssl_certfile`, `ssl_keyfile`, `ssl_crlfile`, `ssl_password`, `ssl_ciphers` | PCA | — | | TLS: not yet |
 //! | `sasl_mechanism`, `sasl_plain_username`, `sasl_plain_password`, `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name`, `sasl_oauth_token_provider` | PCA | — | | SASL: not yet |
@@ -333,6 +333,7 @@
 //! | `heartbeat_interval_ms` | C | `heartbeat_interval_ms` | 3000 | classic protocol |
 //! | `partition_assignment_strategy` | C | `partition_assignment_strategy` | `range`, `cooperative-sticky` | as the Java client 4.x; kafka-python: range, roundrobin |
 //! | `check_crcs` | C | `check_crcs` | `true` | |
+//! | *(none)* | | `max_decompressed_bytes` (consumer) | 67108864 (64 MiB) | the most one compressed batch may decompress to; a batch over it is a `Compression` error naming this setting |
 //! | `isolation_level` | C | `isolation_level` | `read_uncommitted` | |
 //! | `allow_auto_create_topics` | C | `allow_auto_create_topics` | `true` | |
 //! | `exclude_internal_topics` | C | `exclude_internal_topics` | `true` | |

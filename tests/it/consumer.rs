@@ -334,3 +334,84 @@ fn an_out_of_range_position_follows_auto_offset_reset() {
     let m = strict.next().expect("a record").expect("record");
     assert_eq!(m.offset(), 15);
 }
+
+/// A genuine zstd batch of one record that decompresses to just over the
+/// default cap (64 MiB of zeros, a few KB on the wire): the default
+/// consumer reports a Compression error naming the setting to raise, and a
+/// consumer with `max_decompressed_bytes` raised reads it.
+#[test]
+fn a_batch_past_the_decompression_cap_is_readable_once_the_cap_is_raised() {
+    use kafka_blocking::protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use kafka_blocking::protocol::messages::ProduceRequest;
+    use kafka_blocking::records::{
+        BatchOptions, Compression, RecordBatchBuilder, DEFAULT_MAX_DECOMPRESSED_BYTES,
+    };
+
+    let c = client();
+    let topic = unique_topic("c-bomb");
+    create_topic(&c, &topic, 1);
+    let leader = c.metadata().topic(&topic).expect("topic").partitions[0].leader;
+    let value = vec![0u8; DEFAULT_MAX_DECOMPRESSED_BYTES + 1];
+    let mut b = RecordBatchBuilder::new();
+    b.append(0, None, Some(&value), []).expect("append");
+    let batch = b
+        .build(&BatchOptions {
+            compression: Compression::Zstd,
+            ..BatchOptions::default()
+        })
+        .expect("build");
+    assert!(batch.len() < 1 << 20, "{} bytes on the wire", batch.len());
+    let response = c
+        .send_to(
+            leader,
+            &ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![TopicProduceData {
+                    name: topic.clone(),
+                    partition_data: vec![PartitionProduceData {
+                        index: 0,
+                        records: Some(batch),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("produce");
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "{p:?}");
+
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    let mut capped = consumer()
+        .consumer_timeout_ms(30_000)
+        .build()
+        .expect("consumer");
+    capped.assign([&tp]).expect("assign");
+    let e = capped
+        .next()
+        .expect("an answer")
+        .expect_err("over the default cap");
+    assert_eq!(e.kind(), kafka_blocking::ErrorKind::Compression, "{e}");
+    assert!(
+        e.to_string()
+            .contains("ConsumerBuilder::max_decompressed_bytes"),
+        "{e}"
+    );
+    assert_eq!((e.partition(), e.offset()), (Some(0), Some(0)), "{e}");
+
+    let mut raised = consumer()
+        .consumer_timeout_ms(30_000)
+        .max_decompressed_bytes(2 * DEFAULT_MAX_DECOMPRESSED_BYTES as i64)
+        .build()
+        .expect("consumer");
+    raised.assign([&tp]).expect("assign");
+    let m = raised.next().expect("a record").expect("read");
+    assert_eq!(
+        (m.offset(), m.value().map(|v| v.len())),
+        (0, Some(value.len()))
+    );
+}
