@@ -252,7 +252,7 @@ impl ConsumerConfig {
 /// | `consumer_timeout_ms` | forever | iteration ends after this long without records (from the first assignment) |
 /// | `check_crcs` | `true` | |
 /// | `max_decompressed_bytes` | 67108864 | the most one compressed batch may decompress to (not a kafka-python key) |
-/// | `exclude_internal_topics` | `true` | pattern subscriptions skip `__consumer_offsets` and friends |
+/// | `exclude_internal_topics` | `true` | pattern subscriptions skip the topics the broker flags internal (`__consumer_offsets`, ...) |
 /// | `allow_auto_create_topics` | `true` | subscribing to a missing topic may create it |
 /// | `group_protocol` | `classic` | `consumer`: KIP-848, when the broker offers it |
 /// | `group_remote_assignor` | broker's | `group_protocol=consumer` only (`uniform`, `range`) |
@@ -441,8 +441,10 @@ impl ConsumerBuilder {
         self
     }
 
-    /// `exclude_internal_topics`: pattern subscriptions never match internal
-    /// topics such as `__consumer_offsets` (default `true`).
+    /// `exclude_internal_topics`: pattern subscriptions never match the
+    /// topics the broker flags as internal, such as `__consumer_offsets`
+    /// (default `true`). A user topic whose name starts with `__` is not
+    /// internal and is matched.
     pub fn exclude_internal_topics(mut self, on: bool) -> Self {
         self.exclude_internal_topics = Some(on);
         self

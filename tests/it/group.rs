@@ -537,6 +537,31 @@ fn pattern_subscription_follows_matching_topics() {
     assert_eq!(values, [t1, t2]);
 }
 
+/// `exclude_internal_topics` (on by default) goes by the broker's
+/// `is_internal` flag, as `topics()` and the Java client: a user topic named
+/// `__audit...` is matched by a pattern.
+#[test]
+fn a_pattern_matches_a_user_topic_starting_with_two_underscores() {
+    let audit = format!("__{}", unique_topic("audit"));
+    let c = client();
+    create_topic(&c, &audit, 1);
+    let md = c
+        .refresh_metadata(Some(&[audit.as_str()]))
+        .expect("metadata");
+    assert!(!md.topic(&audit).expect("the topic").is_internal);
+    let mut consumer = member(&unique_topic("g-audit-group"))
+        .build()
+        .expect("consumer");
+    consumer
+        .subscribe_pattern(&audit.replace('-', "\\-"))
+        .expect("subscribe");
+    assert_eq!(
+        consumer.subscription(),
+        [audit].into_iter().collect::<BTreeSet<_>>()
+    );
+    consumer.close(false).expect("close");
+}
+
 #[test]
 fn subscribe_needs_a_group_and_excludes_assign() {
     let mut c = Consumer::builder()
