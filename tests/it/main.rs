@@ -6,6 +6,7 @@ mod admin;
 mod consumer;
 mod consumer_faults;
 mod faults;
+mod fetch_sessions;
 mod group;
 mod group_faults;
 mod group_kip848;
