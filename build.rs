@@ -14,6 +14,7 @@
 //! | `kafka_sasl` | `KAFKA_SASL_BOOTSTRAP_SERVERS` (a SASL_PLAINTEXT listener) |
 //! | `kafka_ssl` | `KAFKA_SSL_BOOTSTRAP_SERVERS` (an SSL listener) |
 //! | `kafka_sasl_ssl` | `KAFKA_SASL_SSL_BOOTSTRAP_SERVERS` (a SASL_SSL listener) |
+//! | `kafka_sasl_user2` | `KAFKA_SASL_USERNAME2` (a second SASL user, with no rights) |
 //!
 //! `codegen_skip` is set when `tests/codegen.rs` cannot check the generated
 //! messages (no `../shared/kafka-protocol/messages` schema folder, or no
@@ -30,6 +31,7 @@ fn main() {
         ("KAFKA_SASL_BOOTSTRAP_SERVERS", "kafka_sasl"),
         ("KAFKA_SSL_BOOTSTRAP_SERVERS", "kafka_ssl"),
         ("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS", "kafka_sasl_ssl"),
+        ("KAFKA_SASL_USERNAME2", "kafka_sasl_user2"),
     ] {
         println!("cargo:rerun-if-env-changed={var}");
         println!("cargo:rustc-check-cfg=cfg({cfg})");

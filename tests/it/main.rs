@@ -3,6 +3,9 @@
 //! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
 
 mod admin;
+// Needs the SASL config keys of the `sasl` work and a SASL broker.
+#[cfg(kafka_sasl)]
+mod admin_sasl_acls;
 mod consumer;
 mod consumer_faults;
 mod faults;
