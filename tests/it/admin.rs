@@ -32,6 +32,17 @@ fn admin() -> AdminClient {
         .expect("admin client")
 }
 
+/// Creates a topic named after `prefix` (replication factor 1).
+fn new_topic(a: &AdminClient, prefix: &str, partitions: i32) -> String {
+    let t = unique_topic(prefix);
+    a.create_topics([NewTopic::new(&t, partitions, 1)], false, None)
+        .unwrap()[0]
+        .1
+        .as_ref()
+        .expect("created");
+    t
+}
+
 fn code(r: &kafka_blocking::Result<impl std::fmt::Debug>) -> Option<ErrorCode> {
     r.as_ref().err().and_then(|e| e.kafka_code())
 }
@@ -193,12 +204,7 @@ fn admin_describe_and_incrementally_alter_topic_configs() {
 #[test]
 fn admin_group_offsets_list_describe_delete() {
     let a = admin();
-    let t = unique_topic("adm-off");
-    a.create_topics([NewTopic::new(&t, 3, 1)], false, None)
-        .unwrap()[0]
-        .1
-        .as_ref()
-        .expect("created");
+    let t = new_topic(&a, "adm-off", 3);
     let group = unique_topic("adm-group");
     let tp0 = TopicPartition::new(&t, 0);
     let tp1 = TopicPartition::new(&t, 1);
@@ -269,12 +275,7 @@ fn admin_group_offsets_list_describe_delete() {
 )]
 fn admin_commit_metadata_round_trips() {
     let a = admin();
-    let t = unique_topic("adm-meta");
-    a.create_topics([NewTopic::new(&t, 1, 1)], false, None)
-        .unwrap()[0]
-        .1
-        .as_ref()
-        .expect("created");
+    let t = new_topic(&a, "adm-meta", 1);
     let group = unique_topic("adm-meta-g");
     let tp0 = TopicPartition::new(&t, 0);
     for (tp, r) in a
@@ -407,13 +408,7 @@ impl LiveGroup {
     fn start() -> LiveGroup {
         let admin = admin();
         let client = client();
-        let topic = unique_topic("adm-members");
-        admin
-            .create_topics([NewTopic::new(&topic, 2, 1)], false, None)
-            .unwrap()[0]
-            .1
-            .as_ref()
-            .expect("created");
+        let topic = new_topic(&admin, "adm-members", 2);
         let group = unique_topic("adm-live");
         let coordinator = admin.describe_consumer_groups([group.as_str()]).unwrap()[0]
             .1
@@ -618,12 +613,7 @@ fn admin_create_topic_errors_carry_the_broker_message() {
 )]
 fn admin_create_partitions_grows_a_topic() {
     let a = admin();
-    let t = unique_topic("adm-grow");
-    a.create_topics([NewTopic::new(&t, 1, 1)], false, None)
-        .unwrap()[0]
-        .1
-        .as_ref()
-        .expect("created");
+    let t = new_topic(&a, "adm-grow", 1);
     let r = a
         .create_partitions(
             [
@@ -656,12 +646,7 @@ fn admin_create_partitions_grows_a_topic() {
 )]
 fn admin_alter_configs_replaces_the_set() {
     let a = admin();
-    let t = unique_topic("adm-alter");
-    a.create_topics([NewTopic::new(&t, 1, 1)], false, None)
-        .unwrap()[0]
-        .1
-        .as_ref()
-        .expect("created");
+    let t = new_topic(&a, "adm-alter", 1);
     let resource = ConfigResource::topic(&t);
     let r = a
         .alter_configs(
@@ -706,12 +691,7 @@ fn admin_alter_configs_replaces_the_set() {
 fn admin_delete_records_moves_the_low_watermark() {
     use kafka_blocking::producer::{Producer, Record};
     let a = admin();
-    let t = unique_topic("adm-records");
-    a.create_topics([NewTopic::new(&t, 1, 1)], false, None)
-        .unwrap()[0]
-        .1
-        .as_ref()
-        .expect("created");
+    let t = new_topic(&a, "adm-records", 1);
     let p = Producer::builder()
         .bootstrap_servers(bootstrap())
         .build()
@@ -743,12 +723,7 @@ fn admin_delete_records_moves_the_low_watermark() {
 )]
 fn admin_delete_consumer_group_offsets() {
     let a = admin();
-    let t = unique_topic("adm-deloff");
-    a.create_topics([NewTopic::new(&t, 2, 1)], false, None)
-        .unwrap()[0]
-        .1
-        .as_ref()
-        .expect("created");
+    let t = new_topic(&a, "adm-deloff", 2);
     let group = unique_topic("adm-deloff-g");
     let tp0 = TopicPartition::new(&t, 0);
     let tp1 = TopicPartition::new(&t, 1);

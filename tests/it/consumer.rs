@@ -8,7 +8,7 @@ use kafka_blocking::consumer::{Consumer, ConsumerBuilder, TopicPartition};
 use kafka_blocking::producer::{Producer, Record};
 use kafka_blocking::records::TimestampType;
 
-use crate::harness::{bootstrap, client, create_topic, unique_topic};
+use crate::harness::{bootstrap, client, create_topic, produce_batch, unique_topic};
 
 /// Produces `n` records `i -> "v{i}"` with key `k{i}`, record i to partition
 /// i mod `partitions`.
@@ -341,10 +341,6 @@ fn an_out_of_range_position_follows_auto_offset_reset() {
 /// consumer with `max_decompressed_bytes` raised reads it.
 #[test]
 fn a_batch_past_the_decompression_cap_is_readable_once_the_cap_is_raised() {
-    use kafka_blocking::protocol::messages::produce_request::{
-        PartitionProduceData, TopicProduceData,
-    };
-    use kafka_blocking::protocol::messages::ProduceRequest;
     use kafka_blocking::records::{
         BatchOptions, Compression, RecordBatchBuilder, DEFAULT_MAX_DECOMPRESSED_BYTES,
     };
@@ -363,26 +359,7 @@ fn a_batch_past_the_decompression_cap_is_readable_once_the_cap_is_raised() {
         })
         .expect("build");
     assert!(batch.len() < 1 << 20, "{} bytes on the wire", batch.len());
-    let response = c
-        .send_to(
-            leader,
-            &ProduceRequest {
-                acks: -1,
-                timeout_ms: 10_000,
-                topic_data: vec![TopicProduceData {
-                    name: topic.clone(),
-                    partition_data: vec![PartitionProduceData {
-                        index: 0,
-                        records: Some(batch),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        )
-        .expect("produce");
-    let p = &response.responses[0].partition_responses[0];
+    let p = produce_batch(&c, leader, &topic, batch);
     assert_eq!(p.error_code, 0, "{p:?}");
 
     let tp = TopicPartition::new(topic.as_str(), 0);

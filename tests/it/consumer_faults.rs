@@ -16,7 +16,7 @@ use kafka_blocking::{Bytes, ErrorKind};
 use crate::consumer::produce_to;
 use crate::faults::{
     fake_api_versions, fake_metadata, fake_records, fetch_each, FakeCluster, FakeServer,
-    ProxiedBroker,
+    ProxiedBroker, CONSUMER_APIS,
 };
 use crate::harness::{create_topic, unique_topic};
 
@@ -117,15 +117,7 @@ fn fetches_go_to_the_preferred_read_replica() {
     // Node 1 leads and, as with RackAwareReplicaSelector, answers with
     // preferred_read_replica = 2 and no records; node 2 serves records.
     let cluster = FakeCluster::start(2, |req| match req.key {
-        ApiKey::API_VERSIONS => fake_api_versions(
-            req,
-            &[
-                (ApiKey::FETCH, 12),
-                (ApiKey::METADATA, 12),
-                (ApiKey::LIST_OFFSETS, 7),
-                (ApiKey::API_VERSIONS, 3),
-            ],
-        ),
+        ApiKey::API_VERSIONS => fake_api_versions(req, CONSUMER_APIS),
         ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([5; 16]), 1, 1)]),
         ApiKey::FETCH => {
             let node = req.node;

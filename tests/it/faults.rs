@@ -442,6 +442,15 @@ fn serve_fake(
     }
 }
 
+/// What a fake broker serving a consumer without a group offers (Fetch v12:
+/// topics by name).
+pub const CONSUMER_APIS: &[(kafka_blocking::protocol::ApiKey, i16)] = &[
+    (kafka_blocking::protocol::ApiKey::FETCH, 12),
+    (kafka_blocking::protocol::ApiKey::METADATA, 12),
+    (kafka_blocking::protocol::ApiKey::LIST_OFFSETS, 7),
+    (kafka_blocking::protocol::ApiKey::API_VERSIONS, 3),
+];
+
 /// ApiVersions for a fake: `apis` with their highest version (lowest 0).
 pub fn fake_api_versions(
     req: &FakeReq,

@@ -14,7 +14,9 @@ use kafka_blocking::protocol::messages::fetch_response::{FetchableTopicResponse,
 use kafka_blocking::protocol::messages::{FetchRequest, FetchResponse};
 use kafka_blocking::protocol::{ApiKey, ErrorCode, Uuid};
 
-use crate::faults::{fake_api_versions, fake_metadata, fake_records, FakeCluster, FakeReq};
+use crate::faults::{
+    fake_api_versions, fake_metadata, fake_records, FakeCluster, FakeReq, CONSUMER_APIS,
+};
 
 const TOPIC: &str = "kip227-topic";
 /// Records per partition.
@@ -141,15 +143,7 @@ fn session_broker(faults: Vec<(usize, Fault)>) -> (FakeCluster, Arc<Mutex<Broker
     }));
     let st = Arc::clone(&state);
     let cluster = FakeCluster::start(1, move |req: &FakeReq| match req.key {
-        ApiKey::API_VERSIONS => fake_api_versions(
-            req,
-            &[
-                (ApiKey::FETCH, 12),
-                (ApiKey::METADATA, 12),
-                (ApiKey::LIST_OFFSETS, 7),
-                (ApiKey::API_VERSIONS, 3),
-            ],
-        ),
+        ApiKey::API_VERSIONS => fake_api_versions(req, CONSUMER_APIS),
         ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([7; 16]), 2, 1)]),
         ApiKey::FETCH => {
             req.answer::<FetchRequest>(|r| answer(&mut st.lock().unwrap(), r, &faults))

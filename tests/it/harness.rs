@@ -83,6 +83,41 @@ pub fn create_topic(client: &Client, name: &str, partitions: i32) {
     panic!("topic {name} never got leaders for {partitions} partitions");
 }
 
+/// Sends one record batch to partition 0 of `topic` on `leader` with a raw
+/// Produce request (acks=all); returns the partition's answer.
+#[allow(dead_code)]
+pub fn produce_batch(
+    client: &Client,
+    leader: i32,
+    topic: &str,
+    batch: kafka_blocking::Bytes,
+) -> kafka_blocking::protocol::messages::produce_response::PartitionProduceResponse {
+    use kafka_blocking::protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use kafka_blocking::protocol::messages::ProduceRequest;
+    let mut response = client
+        .send_to(
+            leader,
+            &ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![TopicProduceData {
+                    name: topic.to_owned(),
+                    partition_data: vec![PartitionProduceData {
+                        index: 0,
+                        records: Some(batch),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("produce");
+    response.responses.remove(0).partition_responses.remove(0)
+}
+
 /// One record read back with raw fetches.
 #[allow(dead_code)]
 #[derive(Debug, Clone)]

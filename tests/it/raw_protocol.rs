@@ -8,7 +8,7 @@ use kafka_blocking::protocol::{ApiKey, ErrorCode};
 use kafka_blocking::{Client, ClientConfig, ErrorKind};
 
 use crate::faults::{closed_port, fake_metadata, FakeCluster, FakeServer, Proxy};
-use crate::harness::{bootstrap, client, create_topic, unique_topic};
+use crate::harness::{bootstrap, client, create_topic, produce_batch, unique_topic};
 
 #[test]
 fn api_versions_handshake_and_version_guess() {
@@ -201,10 +201,7 @@ fn a_cut_connection_fails_pending_requests_and_reconnects() {
 #[test]
 fn produce_and_fetch_one_batch_per_codec_with_raw_requests() {
     use kafka_blocking::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_blocking::protocol::messages::produce_request::{
-        PartitionProduceData, TopicProduceData,
-    };
-    use kafka_blocking::protocol::messages::{FetchRequest, ProduceRequest};
+    use kafka_blocking::protocol::messages::FetchRequest;
     use kafka_blocking::records::{
         BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches,
     };
@@ -246,26 +243,7 @@ fn produce_and_fetch_one_batch_per_codec_with_raw_requests() {
                 ..BatchOptions::default()
             })
             .expect("build");
-        let response = c
-            .send_to(
-                leader,
-                &ProduceRequest {
-                    acks: -1,
-                    timeout_ms: 10_000,
-                    topic_data: vec![TopicProduceData {
-                        name: topic.clone(),
-                        partition_data: vec![PartitionProduceData {
-                            index: 0,
-                            records: Some(batch),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-            )
-            .expect("produce");
-        let p = &response.responses[0].partition_responses[0];
+        let p = produce_batch(&c, leader, &topic, batch);
         assert_eq!(ErrorCode(p.error_code), ErrorCode::NONE, "{codec:?}");
         assert_eq!(p.base_offset, (n * per_batch) as i64, "{codec:?}");
     }
