@@ -21,8 +21,9 @@
 //! members may also fall differently with several topics and mixed
 //! subscriptions, where Java runs a general balancing search. Only the
 //! group leader assigns, and every member follows the leader's answer and
-//! reports what it owns in the same format, so a group mixing this client
-//! with the Java client or librdkafka still converges whichever leads; the
+//! reports what it owns in the same format, so a mixed group still
+//! converges whichever leads (tested with librdkafka through kcat, both
+//! ways round, in `tests/it/group_mixed.rs`; not with the Java client); the
 //! partitions' placement may differ from an all-Java group.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

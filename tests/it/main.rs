@@ -13,6 +13,7 @@ mod fetch_sessions;
 mod group;
 mod group_faults;
 mod group_kip848;
+mod group_mixed;
 mod harness;
 mod producer;
 mod producer_faults;
