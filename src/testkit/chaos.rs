@@ -38,16 +38,15 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::protocol::messages::{
     fetch_response, list_offsets_response, offset_commit_response, offset_fetch_response,
-    produce_response, DescribeClusterRequest, FetchRequest, FetchResponse,
-    FindCoordinatorRequest, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse, SyncGroupRequest,
-    SyncGroupResponse,
+    produce_response, DescribeClusterRequest, FetchRequest, FetchResponse, FindCoordinatorRequest,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use crate::protocol::{
-    read_frame, ApiKey, Decoder, ErrorCode, Message, Request, RequestHeader, ResponseHeader,
-    Uuid, DEFAULT_MAX_FRAME_BYTES,
+    read_frame, ApiKey, Decoder, ErrorCode, Message, Request, RequestHeader, ResponseHeader, Uuid,
+    DEFAULT_MAX_FRAME_BYTES,
 };
 use crate::Bytes;
 
@@ -166,7 +165,9 @@ impl ChaosCluster {
         let upstream: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(upstream)
             .map_err(|e| Error::io(format!("resolving {upstream}"), e))?
             .next()
-            .ok_or_else(|| Error::invalid_argument(format!("upstream: {upstream} resolves to nothing")))?;
+            .ok_or_else(|| {
+                Error::invalid_argument(format!("upstream: {upstream} resolves to nothing"))
+            })?;
         let inner = Arc::new(Inner {
             upstream,
             state: Mutex::new(State {
@@ -262,7 +263,10 @@ impl ChaosCluster {
             bump: p.bump + 1,
         };
         st.placements.insert((topic.to_owned(), partition), new);
-        self.inner.stats.leader_moves.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .stats
+            .leader_moves
+            .fetch_add(1, Ordering::Relaxed);
         Ok(new.bump)
     }
 
@@ -366,7 +370,10 @@ impl ChaosCluster {
             match TcpListener::bind(("127.0.0.1", port)) {
                 Ok(l) => break l,
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(Error::io(format!("reopening chaos node {node} on {port}"), e))
+                    return Err(Error::io(
+                        format!("reopening chaos node {node} on {port}"),
+                        e,
+                    ))
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
@@ -442,7 +449,13 @@ impl ChaosCluster {
 
     /// Open client connections over all nodes.
     pub fn open_connections(&self) -> usize {
-        self.inner.state.lock().nodes.iter().map(|n| n.conns.len()).sum()
+        self.inner
+            .state
+            .lock()
+            .nodes
+            .iter()
+            .map(|n| n.conns.len())
+            .sum()
     }
 }
 
@@ -485,8 +498,9 @@ fn next_live(live: &[i32], node: i32) -> Option<i32> {
 }
 
 fn hash(s: &str) -> usize {
-    s.bytes()
-        .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619)) as usize
+    s.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    }) as usize
 }
 
 /// Where a partition lives, placing it on first sight: node
@@ -600,8 +614,8 @@ fn serve(inner: &Inner, node: i32, conn_id: u64, mut client: TcpStream, mut upst
         if silent {
             continue;
         }
-        let outcome = handle(inner, node, Bytes::from(frame), &mut upstream)
-            .unwrap_or(Outcome::Close);
+        let outcome =
+            handle(inner, node, Bytes::from(frame), &mut upstream).unwrap_or(Outcome::Close);
         match outcome {
             Outcome::Answer(body) => {
                 if delay > 0 {
@@ -654,7 +668,10 @@ fn decode_request<R: Request>(frame: &Bytes, version: i16) -> Result<(RequestHea
     Ok((h, r))
 }
 
-fn decode_response<R: Request>(answer: &Bytes, version: i16) -> Result<(ResponseHeader, R::Response)> {
+fn decode_response<R: Request>(
+    answer: &Bytes,
+    version: i16,
+) -> Result<(ResponseHeader, R::Response)> {
     let mut d = Decoder::new(answer);
     let h = ResponseHeader::decode(&mut d, R::response_header_version(version))?;
     let r = <R::Response as Message>::decode(&mut d, version)?;
@@ -672,7 +689,11 @@ fn encode_response<R: Request>(
     Ok(out)
 }
 
-fn encode_request_frame<R: Request>(header: &RequestHeader, body: &R, version: i16) -> Result<Vec<u8>> {
+fn encode_request_frame<R: Request>(
+    header: &RequestHeader,
+    body: &R,
+    version: i16,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     header.encode(&mut out, R::request_header_version(version))?;
     body.encode(&mut out, version)?;
@@ -773,11 +794,9 @@ fn handle(inner: &Inner, node: i32, frame: Bytes, upstream: &mut TcpStream) -> R
                     })
                 };
                 match refusal(inner, wrong, injected, ErrorCode::NOT_LEADER_OR_FOLLOWER) {
-                    Some(code) => encode_response::<FetchRequest>(
-                        &header,
-                        &fetch_error(&req, code),
-                        version,
-                    )?,
+                    Some(code) => {
+                        encode_response::<FetchRequest>(&header, &fetch_error(&req, code), version)?
+                    }
                     None => {
                         let mut fake_epochs = false;
                         for p in req.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
@@ -866,7 +885,12 @@ fn forward_no_answer(inner: &Inner, frame: &[u8], upstream: &mut TcpStream) -> R
 
 /// The error code to answer with instead of forwarding, if any: an
 /// injected one wins over the wrong-node one.
-fn refusal(inner: &Inner, wrong: bool, injected: Option<i16>, wrong_code: ErrorCode) -> Option<i16> {
+fn refusal(
+    inner: &Inner,
+    wrong: bool,
+    injected: Option<i16>,
+    wrong_code: ErrorCode,
+) -> Option<i16> {
     if let Some(code) = injected {
         inner.stats.injected.fetch_add(1, Ordering::Relaxed);
         return Some(code);
@@ -896,12 +920,35 @@ fn group_refusal(
     injected: Option<i16>,
 ) -> Option<Result<Vec<u8>>> {
     let group = match api {
-        ApiKey::JOIN_GROUP => decode_request::<JoinGroupRequest>(frame, version).ok()?.1.group_id,
-        ApiKey::SYNC_GROUP => decode_request::<SyncGroupRequest>(frame, version).ok()?.1.group_id,
-        ApiKey::HEARTBEAT => decode_request::<HeartbeatRequest>(frame, version).ok()?.1.group_id,
-        ApiKey::LEAVE_GROUP => decode_request::<LeaveGroupRequest>(frame, version).ok()?.1.group_id,
+        ApiKey::JOIN_GROUP => {
+            decode_request::<JoinGroupRequest>(frame, version)
+                .ok()?
+                .1
+                .group_id
+        }
+        ApiKey::SYNC_GROUP => {
+            decode_request::<SyncGroupRequest>(frame, version)
+                .ok()?
+                .1
+                .group_id
+        }
+        ApiKey::HEARTBEAT => {
+            decode_request::<HeartbeatRequest>(frame, version)
+                .ok()?
+                .1
+                .group_id
+        }
+        ApiKey::LEAVE_GROUP => {
+            decode_request::<LeaveGroupRequest>(frame, version)
+                .ok()?
+                .1
+                .group_id
+        }
         ApiKey::OFFSET_COMMIT => {
-            decode_request::<OffsetCommitRequest>(frame, version).ok()?.1.group_id
+            decode_request::<OffsetCommitRequest>(frame, version)
+                .ok()?
+                .1
+                .group_id
         }
         _ => {
             let r = decode_request::<OffsetFetchRequest>(frame, version).ok()?.1;
@@ -920,7 +967,13 @@ fn group_refusal(
     Some(group_error(api, frame, version, header, code))
 }
 
-fn group_error(api: ApiKey, frame: &Bytes, version: i16, header: &ResponseHeader, code: i16) -> Result<Vec<u8>> {
+fn group_error(
+    api: ApiKey,
+    frame: &Bytes,
+    version: i16,
+    header: &ResponseHeader,
+    code: i16,
+) -> Result<Vec<u8>> {
     match api {
         ApiKey::JOIN_GROUP => encode_response::<JoinGroupRequest>(
             header,
@@ -1087,12 +1140,14 @@ fn rewrite_metadata(inner: &Inner, _node: i32, raw: &Bytes, version: i16) -> Res
         .nodes
         .iter()
         .filter(|n| n.alive)
-        .map(|n| crate::protocol::messages::metadata_response::MetadataResponseBroker {
-            node_id: n.id,
-            host: "127.0.0.1".into(),
-            port: i32::from(n.port),
-            ..Default::default()
-        })
+        .map(
+            |n| crate::protocol::messages::metadata_response::MetadataResponseBroker {
+                node_id: n.id,
+                host: "127.0.0.1".into(),
+                port: i32::from(n.port),
+                ..Default::default()
+            },
+        )
         .collect();
     resp.controller_id = live.first().copied().unwrap_or(-1);
     for t in &mut resp.topics {
@@ -1117,7 +1172,12 @@ fn rewrite_metadata(inner: &Inner, _node: i32, raw: &Bytes, version: i16) -> Res
     encode_response::<MetadataRequest>(&h, &resp, version)
 }
 
-fn rewrite_coordinator(inner: &Inner, raw: &Bytes, version: i16, keys: &[String]) -> Result<Vec<u8>> {
+fn rewrite_coordinator(
+    inner: &Inner,
+    raw: &Bytes,
+    version: i16,
+    keys: &[String],
+) -> Result<Vec<u8>> {
     let (h, mut resp) = decode_response::<FindCoordinatorRequest>(raw, version)?;
     let mut st = inner.state.lock();
     let port_of = |st: &State, id: i32| {
@@ -1153,12 +1213,14 @@ fn rewrite_cluster(inner: &Inner, raw: &Bytes, version: i16) -> Result<Vec<u8>> 
         .nodes
         .iter()
         .filter(|n| n.alive)
-        .map(|n| crate::protocol::messages::describe_cluster_response::DescribeClusterBroker {
-            broker_id: n.id,
-            host: "127.0.0.1".into(),
-            port: i32::from(n.port),
-            ..Default::default()
-        })
+        .map(
+            |n| crate::protocol::messages::describe_cluster_response::DescribeClusterBroker {
+                broker_id: n.id,
+                host: "127.0.0.1".into(),
+                port: i32::from(n.port),
+                ..Default::default()
+            },
+        )
         .collect();
     resp.controller_id = live_ids(&st).first().copied().unwrap_or(-1);
     drop(st);
