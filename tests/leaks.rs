@@ -1,0 +1,176 @@
+//! Clients created and dropped (or closed) in a loop give back their
+//! threads, file descriptors and memory: thread count and open descriptors
+//! return to where they started, RSS stays within a small tolerance.
+//!
+//! Its own test binary, with one `#[test]`, because it counts the whole
+//! process's threads and descriptors: no other test may run beside it. It
+//! starts its own local broker (or uses `KAFKA_BOOTSTRAP_SERVERS`).
+//!
+//! The counts are smaller than the issue's 1,000 of each so that the test
+//! stays well under a minute on a loaded 2-core machine (a group member
+//! waits for its join, which Tansu holds for part of the session timeout);
+//! `LEAK_ROUNDS` scales them.
+
+use std::time::{Duration, Instant};
+
+use kafka_blocking::admin::{AdminClient, NewTopic};
+use kafka_blocking::consumer::Consumer;
+use kafka_blocking::producer::{Producer, Record};
+use kafka_blocking::testkit::LocalBroker;
+
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    threads: usize,
+    fds: usize,
+    rss_kib: u64,
+}
+
+fn usage() -> Usage {
+    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    Usage {
+        threads: count("/proc/self/task"),
+        fds: count("/proc/self/fd"),
+        rss_kib,
+    }
+}
+
+/// Waits (bounded) until threads and descriptors are back to `base`.
+fn settle(base: Usage) -> Usage {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let u = usage();
+        if (u.threads <= base.threads && u.fds <= base.fds) || Instant::now() >= deadline {
+            return u;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn producer_round(servers: &str, topic: &str, i: usize) {
+    let p = Producer::builder()
+        .bootstrap_servers(servers)
+        .linger_ms(0)
+        .build()
+        .expect("producer");
+    p.send(Record::new(topic).value(format!("{i}")))
+        .expect("send")
+        .get(Duration::from_secs(30))
+        .expect("delivered");
+    if i % 2 == 0 {
+        p.close(Duration::from_secs(10)).expect("close");
+    } // else dropped without close
+}
+
+fn admin_round(servers: &str) {
+    let a = AdminClient::builder()
+        .bootstrap_servers(servers)
+        .build()
+        .expect("admin");
+    a.list_topics().expect("list topics");
+}
+
+fn consumer_round(servers: &str, topic: &str, group: &str, i: usize) {
+    let mut c = Consumer::builder()
+        .bootstrap_servers(servers)
+        .group_id(group)
+        .auto_offset_reset("earliest")
+        .session_timeout_ms(6_000)
+        .heartbeat_interval_ms(500)
+        .build()
+        .expect("consumer");
+    c.subscribe([topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.assignment().is_empty() && Instant::now() < deadline {
+        let _ = c.poll(Duration::from_millis(100)).expect("poll");
+    }
+    assert!(!c.assignment().is_empty(), "member {i} never joined");
+    if i % 2 == 0 {
+        c.close(true).expect("close");
+    } // else dropped: Drop leaves the group
+}
+
+#[test]
+fn clients_give_back_threads_descriptors_and_memory() {
+    let rounds: usize = std::env::var("LEAK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let (producers, admins, members) = (200 * rounds, 200 * rounds, 5 * rounds);
+    let broker = LocalBroker::start().expect("broker");
+    let servers = broker.bootstrap_servers().to_owned();
+    let topic = format!("leaks-{}", std::process::id());
+    let admin = AdminClient::builder()
+        .bootstrap_servers(&servers)
+        .build()
+        .expect("admin");
+    let _ = admin.create_topics([NewTopic::new(topic.as_str(), 1, 1)], false, None);
+    drop(admin);
+
+    // Warm up: one of each, so lazily created statics count in the base.
+    producer_round(&servers, &topic, 0);
+    admin_round(&servers);
+    consumer_round(&servers, &topic, &format!("{topic}-warm"), 0);
+    let base = settle(usage());
+    let started = Instant::now();
+
+    for i in 0..producers {
+        producer_round(&servers, &topic, i);
+    }
+    let after_producers = settle(base);
+    for _ in 0..admins {
+        admin_round(&servers);
+    }
+    let after_admins = settle(base);
+    // Every member joins the same group after the previous one left.
+    let group = format!("{topic}-group");
+    for i in 0..members {
+        consumer_round(&servers, &topic, &group, i);
+    }
+    let after = settle(base);
+    println!(
+        "leaks: {producers} producers, {admins} admin clients, {members} group members \
+         in {:?}: threads {} -> {} (after producers {}, admins {}), fds {} -> {} \
+         (after producers {}, admins {}), RSS {} KiB -> {} KiB ({:+} KiB)",
+        started.elapsed(),
+        base.threads,
+        after.threads,
+        after_producers.threads,
+        after_admins.threads,
+        base.fds,
+        after.fds,
+        after_producers.fds,
+        after_admins.fds,
+        base.rss_kib,
+        after.rss_kib,
+        after.rss_kib as i64 - base.rss_kib as i64
+    );
+    assert!(
+        after_producers.threads <= base.threads && after_producers.fds <= base.fds,
+        "producers leaked: {base:?} -> {after_producers:?}"
+    );
+    assert!(
+        after_admins.threads <= base.threads && after_admins.fds <= base.fds,
+        "admin clients leaked: {base:?} -> {after_admins:?}"
+    );
+    assert!(
+        after.threads <= base.threads && after.fds <= base.fds,
+        "consumers leaked: {base:?} -> {after:?}"
+    );
+    // Allocator caches make RSS noisy; a leak of even 1 KiB per client
+    // would pass 16 MiB only at ~16k clients, so this bounds gross leaks.
+    assert!(
+        after.rss_kib <= base.rss_kib + 16 * 1024,
+        "RSS grew from {} KiB to {} KiB",
+        base.rss_kib,
+        after.rss_kib
+    );
+}
