@@ -13,7 +13,10 @@ mod fuzz_engine;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let inputs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let inputs: u64 = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
     let seed: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
     let r = fuzz_engine::run(seed, inputs, 1_000_000);
     println!("seed {seed}: {r:#?}");

@@ -41,5 +41,8 @@ fn decoders_survive_100k_mutated_inputs() {
     assert!(r.failures.is_empty(), "{:#?}", r.failures);
     assert_eq!((r.panics, r.over_allocations), (0, 0));
     // The run must reach the decoders' insides, not only their first check.
-    assert!(r.decoded_ok > r.inputs / 20, "too few inputs decoded: the mutations are too blunt");
+    assert!(
+        r.decoded_ok > r.inputs / 20,
+        "too few inputs decoded: the mutations are too blunt"
+    );
 }

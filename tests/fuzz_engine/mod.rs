@@ -117,8 +117,22 @@ impl Gen {
 }
 
 const INTERESTING32: &[i32] = &[
-    -1, 0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fff_ffff, i32::MIN, 1 << 20,
-    1 << 24, -2, 100_000_000,
+    -1,
+    0,
+    1,
+    2,
+    0x7f,
+    0x80,
+    0xff,
+    0x7fff,
+    0x8000,
+    0xffff,
+    0x7fff_ffff,
+    i32::MIN,
+    1 << 20,
+    1 << 24,
+    -2,
+    100_000_000,
 ];
 
 fn uvarint(mut v: u64, out: &mut Vec<u8>) {
@@ -575,7 +589,10 @@ pub fn run(seed: u64, inputs: u64, progress: u64) -> Report {
     let watchdog = std::sync::Arc::new(AtomicUsize::new(0));
     let done = std::sync::Arc::new(AtomicBool::new(false));
     {
-        let (w, done) = (std::sync::Arc::clone(&watchdog), std::sync::Arc::clone(&done));
+        let (w, done) = (
+            std::sync::Arc::clone(&watchdog),
+            std::sync::Arc::clone(&done),
+        );
         std::thread::spawn(move || {
             let mut last = usize::MAX;
             let mut still = 0;
@@ -675,7 +692,12 @@ pub fn run(seed: u64, inputs: u64, progress: u64) -> Report {
         }
         if let Some(why) = failed {
             if report.failures.len() < 10 {
-                let hex: String = bytes.as_slice().iter().take(256).map(|b| format!("{b:02x}")).collect();
+                let hex: String = bytes
+                    .as_slice()
+                    .iter()
+                    .take(256)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 report.failures.push(format!(
                     "input {n}: {why} ({largest} bytes allocated) in {what}: {hex}"
                 ));
