@@ -229,6 +229,8 @@ fn consumer_group_of_three_loses_nothing_while_leaders_move_and_a_node_dies() {
     let group = unique_topic("chaos-group-g");
     create_topic(&client(), &topic, PARTITIONS);
     let cluster = chaos_cluster();
+    // 1 request in 100 loses its connection (commits among them).
+    cluster.set_cut_per_mille(5);
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
     let commit_failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -481,4 +483,73 @@ fn clients_recover_when_every_broker_dies_and_comes_back() {
     assert_eq!(failed, 0);
     assert_eq!(back.len(), N);
     assert_eq!(unique.len(), N);
+}
+
+#[test]
+fn injected_errors_slow_and_silent_nodes_are_retried_through() {
+    use kafka_blocking::protocol::{ApiKey, ErrorCode};
+    let topic = unique_topic("chaos-inject");
+    create_topic(&client(), &topic, 1);
+    let cluster = chaos_cluster();
+    let producer = Producer::builder()
+        .bootstrap_servers(cluster.bootstrap_servers())
+        .enable_idempotence(true)
+        .acks("all")
+        .request_timeout_ms(2_000)
+        .retry_backoff_ms(20)
+        .delivery_timeout_ms(60_000)
+        .build()
+        .expect("producer");
+    let send = |v: &str| {
+        producer
+            .send(Record::new(topic.as_str()).partition(0).value(v.to_owned()))
+            .expect("send")
+    };
+    send("warm")
+        .get(Duration::from_secs(30))
+        .expect("first record");
+    let leader = cluster.leader(&topic, 0).expect("placed").0;
+
+    // Retriable codes on Produce: retried until they run out.
+    cluster
+        .inject_error(ApiKey::PRODUCE, ErrorCode::NOT_ENOUGH_REPLICAS, 3)
+        .expect("inject");
+    let a = send("a").get(Duration::from_secs(30));
+    let injected = cluster.stats().injected;
+
+    // The leader answers late, then not at all (until the request times
+    // out and the producer reconnects), then normally again.
+    cluster.set_delay(leader, Duration::from_millis(300));
+    let b = send("b").get(Duration::from_secs(30));
+    cluster.set_delay(leader, Duration::ZERO);
+    cluster.set_silent(leader, true);
+    let c = send("c");
+    std::thread::sleep(Duration::from_secs(3));
+    let c_done_while_silent = c.is_done();
+    cluster.set_silent(leader, false);
+    let c = c.get(Duration::from_secs(30));
+    // A code the API cannot carry is refused by name.
+    let refused = cluster.inject_error(ApiKey::METADATA, ErrorCode::NOT_COORDINATOR, 1);
+    producer.close(Duration::from_secs(10)).expect("close");
+    let values: Vec<_> = fetch_all(&client(), &topic)
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap_or_default()).unwrap_or_default())
+        .collect();
+    println!(
+        "chaos inject: {injected} injected NOT_ENOUGH_REPLICAS answers -> {:?}; slow leader -> {:?}; \
+         silent leader: done while silent {c_done_while_silent}, after -> {:?}; log {values:?}; {:?}",
+        a.as_ref().map(|m| m.offset()),
+        b.as_ref().map(|m| m.offset()),
+        c.as_ref().map(|m| m.offset()),
+        cluster.stats()
+    );
+    assert_eq!(injected, 3);
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    assert!(
+        !c_done_while_silent,
+        "nothing can be acknowledged by a silent leader"
+    );
+    assert_eq!(values, ["warm", "a", "b", "c"]);
+    let e = refused.expect_err("Metadata cannot carry an injected error");
+    assert!(e.to_string().contains("api: Metadata"), "{e}");
 }
