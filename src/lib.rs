@@ -515,6 +515,7 @@ pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod validate;
 
 pub use crate::admin::AdminClient;
 pub use crate::bytes::Bytes;

@@ -270,15 +270,7 @@ impl std::fmt::Debug for Consumer {
 }
 
 fn check_topic(t: &str) -> Result<()> {
-    if t.is_empty() {
-        return Err(Error::invalid_argument("a topic name is empty"));
-    }
-    if t.len() > 249 {
-        return Err(Error::invalid_argument(format!(
-            "topic name `{t}` is longer than 249 characters"
-        )));
-    }
-    Ok(())
+    crate::validate::topic(t)
 }
 
 impl Consumer {
@@ -1428,6 +1420,9 @@ impl Consumer {
             .into_iter()
             .map(|(t, o)| (t.into(), o.into()))
             .collect();
+        for (tp, o) in &offsets {
+            crate::validate::offset(&tp.topic, tp.partition, o.offset, 0)?;
+        }
         if offsets.is_empty() {
             return Ok(());
         }

@@ -3,6 +3,7 @@
 //! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
 
 mod admin;
+mod bad_input;
 mod chaos;
 mod consumer;
 mod consumer_faults;
