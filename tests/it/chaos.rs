@@ -415,13 +415,48 @@ fn bootstrap_list_with_dead_addresses_still_connects() {
         .get(Duration::from_secs(30))
         .expect("delivered through the live address");
     producer.close(Duration::from_secs(10)).expect("close");
+    // The cluster as the admin client sees it: only the live node.
+    let admin = kafka_blocking::AdminClient::builder()
+        .bootstrap_servers(&servers)
+        .build()
+        .expect("admin");
+    let cluster_view = admin.describe_cluster().expect("describe cluster");
+    cluster.revive(2).expect("revive node 2");
+    let revived_view = admin.describe_cluster().expect("describe cluster");
     println!(
-        "chaos bootstrap: {servers}: delivered at {}/{}; {:?}",
+        "chaos bootstrap: {servers}: delivered at {}/{}; cluster seen: {:?} then {:?}; {:?}",
         md.partition(),
         md.offset(),
+        cluster_view
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        revived_view
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
         cluster.stats()
     );
     assert!(md.offset() >= 0);
+    assert_eq!(cluster_view.controller, Some(3));
+    assert_eq!(
+        cluster_view
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(
+        revived_view
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
 }
 
 #[test]
