@@ -132,12 +132,20 @@ impl Seen {
         }
         bits[n / 64] |= 1 << (n % 64);
     }
-    fn contains(&self, id: u64) -> bool {
-        let (t, n) = (id >> 40, (id & ((1 << 40) - 1)) as usize);
-        let m = self.0.lock().unwrap();
-        m.get(&t)
-            .and_then(|b| b.get(n / 64))
-            .is_some_and(|w| w & (1 << (n % 64)) != 0)
+    /// How many ids in `self` are not in `other`.
+    fn missing_from(&self, other: &Seen) -> usize {
+        let mine = self.0.lock().unwrap();
+        let theirs = other.0.lock().unwrap();
+        let mut missing = 0;
+        for (t, bits) in mine.iter() {
+            let empty = Vec::new();
+            let other_bits = theirs.get(t).unwrap_or(&empty);
+            for (i, w) in bits.iter().enumerate() {
+                let o = other_bits.get(i).copied().unwrap_or(0);
+                missing += (w & !o).count_ones() as usize;
+            }
+        }
+        missing
     }
 }
 
@@ -185,7 +193,9 @@ fn drive(
     println!("soak: {run:?}, topic {topic}, front {front}");
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    // Bitsets, not lists: the harness's own memory must stay flat too.
+    let acked = Arc::new(Seen::default());
+    let acked_count = Arc::new(AtomicU64::new(0));
     let produced = Arc::new(AtomicU64::new(0));
     let seen = Arc::new(Seen::default());
     let consumed = Arc::new(AtomicU64::new(0));
@@ -201,10 +211,11 @@ fn drive(
         .build()?;
     for t in 0..PRODUCERS {
         let topic = topic.clone();
-        let (producer, stop, acked, produced) = (
+        let (producer, stop, acked, acked_count, produced) = (
             producer.clone(),
             Arc::clone(&stop),
             Arc::clone(&acked),
+            Arc::clone(&acked_count),
             Arc::clone(&produced),
         );
         threads.push(std::thread::spawn(move || {
@@ -222,7 +233,8 @@ fn drive(
                     std::thread::sleep(Duration::from_millis(100));
                     pending.retain(|(id, f)| match f.try_get() {
                         Some(Ok(_)) => {
-                            acked.lock().unwrap().push(*id);
+                            acked.insert(*id);
+                            acked_count.fetch_add(1, SeqCst);
                             false
                         }
                         Some(Err(e)) => {
@@ -235,7 +247,8 @@ fn drive(
             }
             for (id, f) in pending {
                 if f.get(Duration::from_secs(120)).is_ok() {
-                    acked.lock().unwrap().push(id);
+                    acked.insert(id);
+                    acked_count.fetch_add(1, SeqCst);
                 }
             }
         }));
@@ -344,10 +357,9 @@ fn drive(
         let _ = t.join();
     }
     // Let the group catch up (bounded), then check.
-    let acked = acked.lock().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(120);
     let missing = loop {
-        let missing = acked.iter().filter(|id| !seen.contains(**id)).count();
+        let missing = acked.missing_from(&seen);
         if missing == 0 || Instant::now() >= deadline {
             break missing;
         }
@@ -381,7 +393,7 @@ fn drive(
          after warm-up: RSS {}..{} KiB, slope {:+.1} KiB/min; threads {}..{}; fds {}..{}",
         start.elapsed(),
         produced.load(SeqCst),
-        acked.len(),
+        acked_count.load(SeqCst),
         consumed.load(SeqCst),
         admin_calls.0,
         admin_calls.1,
