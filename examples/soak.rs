@@ -91,6 +91,9 @@ fn front() {
     }
 }
 
+#[path = "../tests/support/usage.rs"]
+mod usage;
+
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: f64,
@@ -100,21 +103,12 @@ struct Sample {
 }
 
 fn sample(start: Instant) -> Sample {
-    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
-    let rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0);
+    let u = usage::usage();
     Sample {
         at: start.elapsed().as_secs_f64(),
-        rss_kib,
-        threads: count("/proc/self/task"),
-        fds: count("/proc/self/fd"),
+        rss_kib: u.rss_kib,
+        threads: u.threads,
+        fds: u.fds,
     }
 }
 

@@ -18,30 +18,9 @@ use kafka_blocking::consumer::Consumer;
 use kafka_blocking::producer::{Producer, Record};
 use kafka_blocking::testkit::LocalBroker;
 
-#[derive(Debug, Clone, Copy)]
-struct Usage {
-    threads: usize,
-    fds: usize,
-    rss_kib: u64,
-}
-
-fn usage() -> Usage {
-    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
-    let rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0);
-    Usage {
-        threads: count("/proc/self/task"),
-        fds: count("/proc/self/fd"),
-        rss_kib,
-    }
-}
+#[path = "support/usage.rs"]
+mod usage;
+use usage::{usage, Usage};
 
 /// Waits (bounded) until threads and descriptors are back to `base`.
 fn settle(base: Usage) -> Usage {
