@@ -27,39 +27,36 @@ pub(super) fn group_error(
     code: i16,
 ) -> Result<Vec<u8>> {
     match api {
-        ApiKey::JOIN_GROUP => encode_response::<JoinGroupRequest>(
-            header,
-            &JoinGroupResponse {
+        // Answers holding nothing but the error code.
+        ApiKey::JOIN_GROUP => {
+            let r = JoinGroupResponse {
                 error_code: code,
                 generation_id: -1,
                 ..Default::default()
-            },
-            version,
-        ),
-        ApiKey::SYNC_GROUP => encode_response::<SyncGroupRequest>(
-            header,
-            &SyncGroupResponse {
+            };
+            encode_response::<JoinGroupRequest>(header, &r, version)
+        }
+        ApiKey::SYNC_GROUP => {
+            let r = SyncGroupResponse {
                 error_code: code,
                 ..Default::default()
-            },
-            version,
-        ),
-        ApiKey::HEARTBEAT => encode_response::<HeartbeatRequest>(
-            header,
-            &HeartbeatResponse {
+            };
+            encode_response::<SyncGroupRequest>(header, &r, version)
+        }
+        ApiKey::HEARTBEAT => {
+            let r = HeartbeatResponse {
                 error_code: code,
                 ..Default::default()
-            },
-            version,
-        ),
-        ApiKey::LEAVE_GROUP => encode_response::<LeaveGroupRequest>(
-            header,
-            &LeaveGroupResponse {
+            };
+            encode_response::<HeartbeatRequest>(header, &r, version)
+        }
+        ApiKey::LEAVE_GROUP => {
+            let r = LeaveGroupResponse {
                 error_code: code,
                 ..Default::default()
-            },
-            version,
-        ),
+            };
+            encode_response::<LeaveGroupRequest>(header, &r, version)
+        }
         ApiKey::OFFSET_COMMIT => {
             let (_, req) = decode_request::<OffsetCommitRequest>(frame, version)?;
             let resp = OffsetCommitResponse {

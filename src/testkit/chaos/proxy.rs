@@ -402,37 +402,20 @@ fn group_refusal(
     header: &ResponseHeader,
     injected: Option<i16>,
 ) -> Option<Result<Vec<u8>>> {
+    // The group id, where every request of these APIs keeps it.
+    fn group_of<R: Request>(
+        frame: &Bytes,
+        version: i16,
+        id: impl Fn(R) -> String,
+    ) -> Option<String> {
+        decode_request::<R>(frame, version).ok().map(|(_, r)| id(r))
+    }
     let group = match api {
-        ApiKey::JOIN_GROUP => {
-            decode_request::<JoinGroupRequest>(frame, version)
-                .ok()?
-                .1
-                .group_id
-        }
-        ApiKey::SYNC_GROUP => {
-            decode_request::<SyncGroupRequest>(frame, version)
-                .ok()?
-                .1
-                .group_id
-        }
-        ApiKey::HEARTBEAT => {
-            decode_request::<HeartbeatRequest>(frame, version)
-                .ok()?
-                .1
-                .group_id
-        }
-        ApiKey::LEAVE_GROUP => {
-            decode_request::<LeaveGroupRequest>(frame, version)
-                .ok()?
-                .1
-                .group_id
-        }
-        ApiKey::OFFSET_COMMIT => {
-            decode_request::<OffsetCommitRequest>(frame, version)
-                .ok()?
-                .1
-                .group_id
-        }
+        ApiKey::JOIN_GROUP => group_of(frame, version, |r: JoinGroupRequest| r.group_id)?,
+        ApiKey::SYNC_GROUP => group_of(frame, version, |r: SyncGroupRequest| r.group_id)?,
+        ApiKey::HEARTBEAT => group_of(frame, version, |r: HeartbeatRequest| r.group_id)?,
+        ApiKey::LEAVE_GROUP => group_of(frame, version, |r: LeaveGroupRequest| r.group_id)?,
+        ApiKey::OFFSET_COMMIT => group_of(frame, version, |r: OffsetCommitRequest| r.group_id)?,
         _ => {
             let r = decode_request::<OffsetFetchRequest>(frame, version).ok()?.1;
             if version >= 8 {
