@@ -22,16 +22,42 @@ use kafka_blocking::testkit::LocalBroker;
 mod usage;
 use usage::{usage, Usage};
 
-/// Waits (bounded) until threads and descriptors are back to `base`.
-fn settle(base: Usage) -> Usage {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// Waits (bounded) until threads and descriptors are back to `base`;
+/// also says how long that took.
+fn settle_timed(base: Usage) -> (Usage, Duration) {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(5);
     loop {
         let u = usage();
         if (u.threads <= base.threads && u.fds <= base.fds) || Instant::now() >= deadline {
-            return u;
+            return (u, start.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn settle(base: Usage) -> Usage {
+    settle_timed(base).0
+}
+
+/// The reading once threads and descriptors stopped changing (the same for
+/// half a second, bounded): the base, after the warm-up clients' threads
+/// have ended.
+fn stable() -> Usage {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = usage();
+    let mut same = 0;
+    while same < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let u = usage();
+        same = if (u.threads, u.fds) == (last.threads, last.fds) {
+            same + 1
+        } else {
+            0
+        };
+        last = u;
+    }
+    last
 }
 
 fn producer_round(servers: &str, topic: &str, i: usize) {
@@ -98,7 +124,7 @@ fn clients_give_back_threads_descriptors_and_memory() {
     producer_round(&servers, &topic, 0);
     admin_round(&servers);
     consumer_round(&servers, &topic, &format!("{topic}-warm"), 0);
-    let base = settle(usage());
+    let base = stable();
     let started = Instant::now();
 
     for i in 0..producers {
@@ -115,6 +141,16 @@ fn clients_give_back_threads_descriptors_and_memory() {
         consumer_round(&servers, &topic, &group, i);
     }
     let after = settle(base);
+    // How long the last client's threads outlive it (a figure, not asserted:
+    // wall-clock time on a loaded machine).
+    let mut outlive = Duration::ZERO;
+    for i in 0..10 {
+        producer_round(&servers, &topic, i);
+        outlive = outlive.max(settle_timed(base).1);
+        admin_round(&servers);
+        outlive = outlive.max(settle_timed(base).1);
+    }
+    println!("leaks: threads outlived their client by at most {outlive:?} (20 samples)");
     println!(
         "leaks: {producers} producers, {admins} admin clients, {members} group members \
          in {:?}: threads {} -> {} (after producers {}, admins {}), fds {} -> {} \
