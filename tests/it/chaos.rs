@@ -70,7 +70,7 @@ fn idempotent_producer_loses_and_duplicates_nothing_while_leaders_move_and_a_nod
         .retry_backoff_ms(20)
         .build()
         .expect("producer");
-    // 1 request in 20 loses its connection, half of them after the broker
+    // 1 request in 40 loses its connection, half of them after the broker
     // wrote the batch (the answer is lost: the retry must be deduplicated).
     cluster.set_cut_per_mille(25);
     let stop = Arc::new(AtomicBool::new(false));
@@ -229,7 +229,7 @@ fn consumer_group_of_three_loses_nothing_while_leaders_move_and_a_node_dies() {
     let group = unique_topic("chaos-group-g");
     create_topic(&client(), &topic, PARTITIONS);
     let cluster = chaos_cluster();
-    // 1 request in 100 loses its connection (commits among them).
+    // 1 request in 200 loses its connection (commits among them).
     cluster.set_cut_per_mille(5);
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
