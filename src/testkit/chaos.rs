@@ -18,12 +18,15 @@
 //!   group's coordinator is another node;
 //! * forwards everything else byte for byte. Leader epochs the client sends
 //!   (which are the fake, bumped ones) are replaced by -1 ("unknown", so the
-//!   real broker skips its check) in forwarded `Fetch` and `ListOffsets`.
+//!   real broker skips its check) in forwarded `Fetch`, `ListOffsets` and
+//!   `OffsetForLeaderEpoch`.
 //!
 //! What it never does: split a request over nodes, change records, or keep
 //! state the real broker does not have (all fake nodes share the real
 //! broker's log, so a "moved" leader has the same data; truncation is not
-//! simulated).
+//! simulated). Forwarded answers are not filtered per partition: a fetch
+//! session opened on a node before a leader move may still return the
+//! moved partition's data from the same log.
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::protocol::messages::{
     FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, SyncGroupRequest,
 };
 use crate::protocol::{
     read_frame, ApiKey, Decoder, ErrorCode, Message, Request, RequestHeader, ResponseHeader, Uuid,
@@ -303,6 +304,17 @@ fn handle(inner: &Inner, node: i32, frame: Bytes, upstream: &mut TcpStream) -> R
             }
             Err(_) => forward(inner, frame.as_slice(), upstream)?.to_vec(),
         },
+        ApiKey::OFFSET_FOR_LEADER_EPOCH => {
+            match decode_request::<OffsetForLeaderEpochRequest>(&frame, version) {
+                Ok((h, mut req)) => {
+                    let epochs = req.topics.iter_mut().flat_map(|t| t.partitions.iter_mut());
+                    let cleared = clear_epochs(epochs.map(|p| &mut p.current_leader_epoch));
+                    let changed = cleared.then_some((&h, &req));
+                    forward_maybe_changed(inner, &frame, changed, version, upstream)?
+                }
+                Err(_) => forward(inner, frame.as_slice(), upstream)?.to_vec(),
+            }
+        }
         ApiKey::LIST_OFFSETS => match decode_request::<ListOffsetsRequest>(&frame, version) {
             Ok((h, mut req)) => {
                 let wrong = {
