@@ -4,7 +4,8 @@
 //!
 //! Its own test binary, with one `#[test]`, because it counts the whole
 //! process's threads and descriptors: no other test may run beside it. It
-//! starts its own local broker (or uses `KAFKA_BOOTSTRAP_SERVERS`).
+//! starts its own local broker (or uses `KAFKA_BOOTSTRAP_SERVERS`). Every
+//! group member, closed or only dropped, must have left its group.
 //!
 //! The counts are smaller than the issue's 1,000 of each so that the test
 //! stays well under a minute on a loaded 2-core machine (a group member
@@ -118,7 +119,7 @@ fn clients_give_back_threads_descriptors_and_memory() {
         .build()
         .expect("admin");
     let _ = admin.create_topics([NewTopic::new(topic.as_str(), 1, 1)], false, None);
-    drop(admin);
+    // Kept (and counted in the base) to check that members leave the group.
 
     // Warm up: one of each, so lazily created statics count in the base.
     producer_round(&servers, &topic, 0);
@@ -137,8 +138,23 @@ fn clients_give_back_threads_descriptors_and_memory() {
     let after_admins = settle(base);
     // Every member joins the same group after the previous one left.
     let group = format!("{topic}-group");
+    let mut left = 0;
     for i in 0..members {
         consumer_round(&servers, &topic, &group, i);
+        // Closed or dropped, the member has left: no member remains.
+        let described = admin
+            .describe_consumer_groups([group.as_str()])
+            .expect("describe group");
+        let members_left = described
+            .into_iter()
+            .next()
+            .and_then(|(_, d)| d.ok())
+            .map_or(usize::MAX, |d| d.members.len());
+        assert_eq!(
+            members_left, 0,
+            "member {i} is still in the group after its drop"
+        );
+        left += 1;
     }
     let after = settle(base);
     // How long the last client's threads outlive it (a figure, not asserted:
@@ -150,7 +166,10 @@ fn clients_give_back_threads_descriptors_and_memory() {
         admin_round(&servers);
         outlive = outlive.max(settle_timed(base).1);
     }
-    println!("leaks: threads outlived their client by at most {outlive:?} (20 samples)");
+    println!(
+        "leaks: threads outlived their client by at most {outlive:?} (20 samples); \
+         {left} members left the group on close or drop"
+    );
     println!(
         "leaks: {producers} producers, {admins} admin clients, {members} group members \
          in {:?}: threads {} -> {} (after producers {}, admins {}), fds {} -> {} \
