@@ -588,3 +588,106 @@ fn injected_errors_slow_and_silent_nodes_are_retried_through() {
     let e = refused.expect_err("Metadata cannot carry an injected error");
     assert!(e.to_string().contains("api: Metadata"), "{e}");
 }
+
+#[test]
+fn a_topic_deleted_and_recreated_gets_no_record_of_the_wrong_incarnation() {
+    const N: usize = 100;
+    let topic = unique_topic("chaos-reborn");
+    create_topic(&client(), &topic, 1);
+    let admin = kafka_blocking::AdminClient::builder()
+        .bootstrap_servers(bootstrap())
+        .build()
+        .expect("admin");
+    let producer = Producer::builder()
+        .bootstrap_servers(bootstrap())
+        .enable_idempotence(true)
+        .acks("all")
+        .delivery_timeout_ms(20_000)
+        .request_timeout_ms(5_000)
+        .metadata_max_age_ms(500)
+        .build()
+        .expect("producer");
+    let send_all = |prefix: &str| -> Vec<_> {
+        (0..N)
+            .map(|i| {
+                let v = format!("{prefix}-{i}");
+                (
+                    v.clone(),
+                    producer.send(Record::new(topic.as_str()).value(v)),
+                )
+            })
+            .collect()
+    };
+    for (v, f) in send_all("old") {
+        f.expect("send")
+            .get(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{v}: {e}"));
+    }
+    let old_id = client()
+        .refresh_metadata(Some(&[topic.as_str()]))
+        .expect("metadata")
+        .topic(&topic)
+        .map(|t| t.topic_id);
+    for (_, r) in admin.delete_topics([topic.as_str()], None).expect("delete") {
+        r.expect("deleted");
+    }
+    create_topic(&client(), &topic, 1);
+    let new_id = client()
+        .refresh_metadata(Some(&[topic.as_str()]))
+        .expect("metadata")
+        .topic(&topic)
+        .map(|t| t.topic_id);
+    // The same producer goes on: each record either lands in the new
+    // incarnation at the offset its future reports, or fails with an error.
+    let mut acked = HashMap::new();
+    let mut failed: BTreeMap<String, usize> = BTreeMap::new();
+    for (v, f) in send_all("new") {
+        match f.and_then(|f| f.get(Duration::from_secs(40))) {
+            Ok(md) => {
+                acked.insert(v, md.offset());
+            }
+            Err(e) => *failed.entry(format!("{:?}", e.kind())).or_default() += 1,
+        }
+    }
+    producer.close(Duration::from_secs(10)).expect("close");
+    let log: Vec<(i64, String)> = fetch_all(&client(), &topic)
+        .into_iter()
+        .map(|r| {
+            let v = String::from_utf8(r.value.unwrap_or_default()).unwrap_or_default();
+            (r.offset, v)
+        })
+        .collect();
+    let old_in_new = log.iter().filter(|(_, v)| v.starts_with("old-")).count();
+    let at: HashMap<&str, i64> = log.iter().map(|(o, v)| (v.as_str(), *o)).collect();
+    let misplaced = acked
+        .iter()
+        .filter(|(v, o)| **o >= 0 && at.get(v.as_str()) != Some(o))
+        .count();
+    let missing = acked
+        .keys()
+        .filter(|v| !at.contains_key(v.as_str()))
+        .count();
+    println!(
+        "chaos reborn: topic id {old_id:?} -> {new_id:?}; after re-creation {} acknowledged, \
+         failed {failed:?}; new log {} records, old records in it {old_in_new}, \
+         acknowledged but missing {missing}, at another offset {misplaced}",
+        acked.len(),
+        log.len()
+    );
+    assert_ne!(
+        old_id, new_id,
+        "the broker gave the new incarnation a new id"
+    );
+    assert_eq!(
+        old_in_new, 0,
+        "records of the old incarnation in the new one"
+    );
+    assert_eq!(
+        missing, 0,
+        "acknowledged records that are not in the new incarnation"
+    );
+    assert_eq!(
+        misplaced, 0,
+        "acknowledged offsets that do not match the log"
+    );
+}
