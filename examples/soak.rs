@@ -15,7 +15,9 @@
 //! The broker and the chaos front run in a child process (this program
 //! with `--front`), so that the threads and descriptors counted here are
 //! the clients' alone. Samples every 5 s; after a warm-up of a fifth of
-//! the run, the RSS slope is a least-squares fit. Exit code 3 when a record
+//! the run, the RSS slope is a least-squares fit, and so is the slope of
+//! live heap bytes (a counting allocator): a leak grows both, allocator
+//! caching and fragmentation only RSS. Exit code 3 when a record
 //! acknowledged by the broker was never consumed.
 
 use std::collections::HashMap;
@@ -94,10 +96,43 @@ fn front() {
 #[path = "../tests/support/usage.rs"]
 mod usage;
 
+/// Counts live heap bytes, to tell a leak (live bytes grow) from allocator
+/// caching and fragmentation (RSS grows, live bytes do not).
+struct LiveBytes;
+
+static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; only counts sizes.
+unsafe impl std::alloc::GlobalAlloc for LiveBytes {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.alloc(l)
+    }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.alloc_zeroed(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        std::alloc::System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            n as i64 - l.size() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        std::alloc::System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LiveBytes = LiveBytes;
+
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: f64,
     rss_kib: u64,
+    heap_kib: u64,
     threads: usize,
     fds: usize,
 }
@@ -107,6 +142,7 @@ fn sample(start: Instant) -> Sample {
     Sample {
         at: start.elapsed().as_secs_f64(),
         rss_kib: u.rss_kib,
+        heap_kib: (LIVE.load(std::sync::atomic::Ordering::Relaxed).max(0) / 1024) as u64,
         threads: u.threads,
         fds: u.fds,
     }
@@ -335,9 +371,10 @@ fn drive(
             next_sample += Duration::from_secs(5);
             let s = sample(start);
             println!(
-                "t={:>5.0}s rss={} KiB threads={} fds={} produced={} consumed={}",
+                "t={:>5.0}s rss={} KiB heap={} KiB threads={} fds={} produced={} consumed={}",
                 s.at,
                 s.rss_kib,
+                s.heap_kib,
                 s.threads,
                 s.fds,
                 produced.load(SeqCst),
@@ -371,7 +408,8 @@ fn drive(
         .copied()
         .filter(|s| s.at >= run.as_secs_f64() / 5.0)
         .collect();
-    let slope = rss_slope(&warm);
+    let slope = slope_of(&warm, |s| s.rss_kib);
+    let heap_slope = slope_of(&warm, |s| s.heap_kib);
     let range = |f: fn(&Sample) -> u64| {
         (
             warm.iter().map(f).min().unwrap_or(0),
@@ -384,7 +422,8 @@ fn drive(
     println!(
         "soak result: {:?}, {} produced, {} acknowledged, {} consumed (with repeats), \
          missing {missing}; consumer restarts {restarts}; admin calls {} ({} failed); \
-         after warm-up: RSS {}..{} KiB, slope {:+.1} KiB/min; threads {}..{}; fds {}..{}",
+         after warm-up: RSS {}..{} KiB, slope {:+.1} KiB/min; live heap slope {:+.1} KiB/min; \
+         threads {}..{}; fds {}..{}",
         start.elapsed(),
         produced.load(SeqCst),
         acked_count.load(SeqCst),
@@ -394,6 +433,7 @@ fn drive(
         rss.0,
         rss.1,
         slope * 60.0,
+        heap_slope * 60.0,
         threads.0,
         threads.1,
         fds.0,
@@ -402,14 +442,14 @@ fn drive(
     Ok(missing == 0)
 }
 
-/// Least-squares slope of RSS (KiB) over time (s).
-fn rss_slope(s: &[Sample]) -> f64 {
+/// Least-squares slope of `y` (KiB) over time (s).
+fn slope_of(s: &[Sample], y: fn(&Sample) -> u64) -> f64 {
     if s.len() < 2 {
         return 0.0;
     }
     let n = s.len() as f64;
     let mx = s.iter().map(|x| x.at).sum::<f64>() / n;
-    let my = s.iter().map(|x| x.rss_kib as f64).sum::<f64>() / n;
+    let my = s.iter().map(|x| y(x) as f64).sum::<f64>() / n;
     let num: f64 = s
         .iter()
         .map(|x| (x.at - mx) * (x.rss_kib as f64 - my))
