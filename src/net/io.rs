@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,10 @@ pub(crate) struct Pending {
 
 /// What the reader tells the writer.
 pub(crate) enum ReaderEvent {
-    /// One answer was delivered on connection generation `gen`.
+    /// An answer was delivered on connection generation `gen` while the
+    /// writer had `max_in_flight` calls out (it may take calls again). Sent
+    /// only then: a wake-up of the writer per answer cost a context switch
+    /// on every request.
     Done { gen: u64 },
     /// Connection generation `gen` is gone.
     Died { gen: u64 },
@@ -54,6 +57,23 @@ pub(crate) enum ReaderEvent {
 struct Live {
     writer: Box<dyn WriteHalf>,
     pending_tx: Sender<Pending>,
+    load: Arc<Load>,
+}
+
+/// What the writer and the reader of one connection share: the calls
+/// written and not yet answered, counted by the writer before it registers
+/// a call and by the reader when it delivers the answer.
+#[derive(Default)]
+pub(crate) struct Load {
+    in_flight: AtomicUsize,
+    /// Answers delivered so far (the writer's idle check notices activity).
+    answers: AtomicU64,
+}
+
+impl Live {
+    fn in_flight(&self) -> usize {
+        self.load.in_flight.load(Ordering::Acquire)
+    }
 }
 
 /// Runs the writer loop until every handle is dropped.
@@ -61,14 +81,16 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
     let opts = &shared.opts;
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded::<ReaderEvent>();
     let mut live: Option<Live> = None;
-    let mut in_flight = 0usize;
+    let mut answers_seen = 0u64;
     let mut backoff = Backoff::new(opts.reconnect_backoff, opts.reconnect_backoff_max);
     let mut gen = 0u64;
     let mut correlation_id = 0i32;
     let mut last_active = Instant::now();
 
     loop {
-        let accept_calls = live.is_none() || in_flight < opts.max_in_flight;
+        let accept_calls = live
+            .as_ref()
+            .map_or(true, |l| l.in_flight() < opts.max_in_flight);
         let event = if accept_calls {
             select! {
                 recv(cmds) -> m => Event::Cmd(m.ok()),
@@ -114,18 +136,16 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                     continue;
                 };
                 correlation_id = correlation_id.wrapping_add(1).max(1);
-                if let Err(dead) = write_call(l, call, correlation_id, &mut in_flight) {
+                if let Err(dead) = write_call(l, call, correlation_id) {
                     log::debug!("{}: write failed: {dead}", shared.name);
                     l.writer.shutdown();
                     live = None;
-                    in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
                     backoff.fail(Instant::now());
                 }
             }
             Event::Reader(Some(ReaderEvent::Done { gen: g })) => {
                 if g == gen {
-                    in_flight = in_flight.saturating_sub(1);
                     last_active = now;
                 }
             }
@@ -135,14 +155,19 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                         l.writer.shutdown();
                         backoff.fail(now);
                     }
-                    in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
                 }
             }
             Event::Reader(None) => {}
             Event::Tick => {
-                if let (Some(idle), Some(_)) = (opts.max_idle, live.as_ref()) {
-                    if in_flight == 0 && now.duration_since(last_active) >= idle {
+                if let (Some(idle), Some(l)) = (opts.max_idle, live.as_ref()) {
+                    // Answers do not wake the writer: notice them here.
+                    let answers = l.load.answers.load(Ordering::Acquire);
+                    if answers != answers_seen {
+                        answers_seen = answers;
+                        last_active = now;
+                    }
+                    if l.in_flight() == 0 && now.duration_since(last_active) >= idle {
                         log::debug!("{}: closing idle connection", shared.name);
                         if let Some(l) = live.take() {
                             l.writer.shutdown();
@@ -175,12 +200,7 @@ fn closed_error(shared: &Shared) -> Error {
 
 /// Writes one call. `Err` means the connection is dead (the call has been
 /// answered or handed to the reader, which fails it).
-fn write_call(
-    l: &mut Live,
-    mut call: Call,
-    correlation_id: i32,
-    in_flight: &mut usize,
-) -> io::Result<()> {
+fn write_call(l: &mut Live, mut call: Call, correlation_id: i32) -> io::Result<()> {
     if call.frame.len() < 12 {
         call.reply
             .complete(Err(Error::protocol("request frame shorter than a header")));
@@ -195,6 +215,9 @@ fn write_call(
                 deadline: Instant::now() + call.timeout,
                 reply: call.reply,
             };
+            // Counted before the reader can see the call, so its count
+            // never goes below zero.
+            l.load.in_flight.fetch_add(1, Ordering::AcqRel);
             if let Err(back) = l.pending_tx.send(pending) {
                 // The reader is gone: the connection died a moment ago.
                 back.0.reply.complete(Err(Error::new(
@@ -203,7 +226,6 @@ fn write_call(
                 )));
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "reader gone"));
             }
-            *in_flight += 1;
             // On failure the reader sees the socket close and fails the call.
             write_frame(&mut l.writer, &call.frame, &call.tail)
         }
@@ -310,9 +332,16 @@ fn ensure_live(
     let ev = ev_tx.clone();
     let g = *gen;
     let max_frame = opts.max_frame;
+    let load = Arc::new(Load::default());
+    let reader_side = ReaderSide {
+        ev_tx: ev,
+        gen: g,
+        load: Arc::clone(&load),
+        max_in_flight: opts.max_in_flight,
+    };
     let spawned = std::thread::Builder::new()
         .name(format!("kafka-rd-{}", shared.name))
-        .spawn(move || run_reader(reader, pending_rx, ev, g, max_frame));
+        .spawn(move || run_reader(reader, pending_rx, reader_side, max_frame));
     if let Err(e) = spawned {
         stream.writer.shutdown();
         return Err(Error::io("spawning a reader thread", e));
@@ -321,18 +350,32 @@ fn ensure_live(
     *live = Some(Live {
         writer: stream.writer,
         pending_tx,
+        load,
     });
     Ok(())
+}
+
+/// How a reader reaches its writer.
+struct ReaderSide {
+    ev_tx: Sender<ReaderEvent>,
+    gen: u64,
+    load: Arc<Load>,
+    max_in_flight: usize,
 }
 
 /// Reads answers until the connection dies or a deadline passes.
 fn run_reader(
     mut r: Box<dyn ReadHalf>,
     pending_rx: Receiver<Pending>,
-    ev_tx: Sender<ReaderEvent>,
-    gen: u64,
+    side: ReaderSide,
     max_frame: usize,
 ) {
+    let ReaderSide {
+        ev_tx,
+        gen,
+        load,
+        max_in_flight,
+    } = side;
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut frames = FrameReader::new(max_frame);
     let mut current_timeout = Duration::ZERO;
@@ -377,7 +420,11 @@ fn run_reader(
                 match split_response(frame, pending.header_version) {
                     Ok((cid, body)) if cid == pending.correlation_id => {
                         pending.reply.complete(Ok(body));
-                        if ev_tx.send(ReaderEvent::Done { gen }).is_err() {
+                        load.answers.fetch_add(1, Ordering::Release);
+                        let before = load.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        // Only a writer at its limit waits for this.
+                        if before >= max_in_flight && ev_tx.send(ReaderEvent::Done { gen }).is_err()
+                        {
                             return;
                         }
                     }

@@ -15,3 +15,6 @@ mod harness;
 mod producer;
 mod producer_faults;
 mod raw_protocol;
+mod tls;
+mod transaction_faults;
+mod transactions;
