@@ -450,10 +450,7 @@ fn slope_of(s: &[Sample], y: fn(&Sample) -> u64) -> f64 {
     let n = s.len() as f64;
     let mx = s.iter().map(|x| x.at).sum::<f64>() / n;
     let my = s.iter().map(|x| y(x) as f64).sum::<f64>() / n;
-    let num: f64 = s
-        .iter()
-        .map(|x| (x.at - mx) * (y(x) as f64 - my))
-        .sum();
+    let num: f64 = s.iter().map(|x| (x.at - mx) * (y(x) as f64 - my)).sum();
     let den: f64 = s.iter().map(|x| (x.at - mx).powi(2)).sum();
     if den == 0.0 {
         0.0
