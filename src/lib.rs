@@ -14,6 +14,7 @@
 //! * [Configuration](#configuration)
 //! * [Errors](#errors)
 //! * [Threading model](#threading-model)
+//! * [Testing against a broken cluster](#testing-against-a-broken-cluster)
 //! * [Compared with other clients](#compared-with-other-clients)
 //! * [Modules and features](#modules-and-features)
 //!
@@ -429,6 +430,47 @@
 //! `flush` there is refused); rebalance and `commit_async` callbacks run on
 //! the consumer's own thread, inside `poll`/`next()`.
 //!
+//! ## Testing against a broken cluster
+//!
+//! With feature `testkit`, `testkit::ChaosCluster`
+//! makes one real broker look like a cluster of N brokers on N local ports,
+//! so that your own tests can move partition leaders, kill and revive
+//! brokers, slow them down or silence them, cut connections at random and
+//! inject error codes while your producers and consumers run. It rewrites
+//! the cluster's shape in `Metadata`, `FindCoordinator` and
+//! `DescribeCluster` answers, answers `NOT_LEADER_OR_FOLLOWER` and
+//! `NOT_COORDINATOR` on the wrong node, and forwards everything else to the
+//! real broker unchanged:
+//!
+//! ```no_run
+//! # #[cfg(feature = "testkit")]
+//! # fn main() -> kafka_blocking::Result<()> {
+//! use std::time::Duration;
+//! use kafka_blocking::producer::{Producer, Record};
+//! use kafka_blocking::testkit::{ChaosCluster, LocalBroker};
+//!
+//! let broker = LocalBroker::start()?;
+//! let cluster = ChaosCluster::start(broker.bootstrap_servers(), 3)?;
+//! let producer = Producer::builder()
+//!     .bootstrap_servers(cluster.bootstrap_servers())
+//!     .build()?;
+//! let pending = producer.send(Record::new("events").partition(0).value("a"))?;
+//! cluster.move_leader("events", 0, 2)?; // bumps the leader epoch
+//! cluster.kill(3); // port closed, connections cut, its partitions move
+//! cluster.set_cut_per_mille(10); // 1 request in 100 loses its connection
+//! pending.get(Duration::from_secs(30))?;
+//! cluster.revive(3)?;
+//! println!("{:?}", cluster.stats());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testkit"))]
+//! # fn main() {}
+//! ```
+//!
+//! The crate's own chaos tests (`tests/it/chaos.rs`) use it: an idempotent
+//! producer loses, duplicates and reorders nothing while leaders move every
+//! 200 ms and a node dies; a consumer group of three loses nothing.
+//!
 //! ## Compared with other clients
 //!
 //! From each project's documentation and source at the versions named
@@ -483,6 +525,7 @@ pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod validate;
 
 /// The rustls version this crate is built with (feature `tls`), for
 /// [`ClientConfigBuilder::ssl_context`].

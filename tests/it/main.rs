@@ -6,6 +6,8 @@ mod admin;
 // Needs the SASL config keys of the `sasl` work and a SASL broker.
 #[cfg(kafka_sasl)]
 mod admin_sasl_acls;
+mod bad_input;
+mod chaos;
 mod consumer;
 mod consumer_faults;
 mod faults;
