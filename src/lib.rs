@@ -14,6 +14,7 @@
 //! * [Configuration](#configuration)
 //! * [Errors](#errors)
 //! * [Threading model](#threading-model)
+//! * [Testing against a broken cluster](#testing-against-a-broken-cluster)
 //! * [Compared with other clients](#compared-with-other-clients)
 //! * [Modules and features](#modules-and-features)
 //!
@@ -289,7 +290,7 @@
 //! | `connections_max_idle_ms` | PCA | `connections_max_idle_ms` | 540000 | `-1`: never close |
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
-//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
+//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions: then that release's API versions are assumed |
 //! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`); `SASL_*`: not yet |
 //! | `ssl_cafile` | PCA | `ssl_cafile` | system trust store | PEM bundle of the CAs that signed the brokers' certificates |
 //! | `ssl_certfile` | PCA | `ssl_certfile` | none | client certificate (PEM) for mTLS; may also hold the key |
@@ -340,6 +341,7 @@
 //! | `heartbeat_interval_ms` | C | `heartbeat_interval_ms` | 3000 | classic protocol |
 //! | `partition_assignment_strategy` | C | `partition_assignment_strategy` | `range`, `cooperative-sticky` | as the Java client 4.x; kafka-python: range, roundrobin |
 //! | `check_crcs` | C | `check_crcs` | `true` | |
+//! | *(none)* | | `max_decompressed_bytes` (consumer) | 67108864 (64 MiB) | the most one compressed batch may decompress to; a batch over it is a `Compression` error naming this setting |
 //! | `isolation_level` | C | `isolation_level` | `read_uncommitted` | |
 //! | `allow_auto_create_topics` | C | `allow_auto_create_topics` | `true` | |
 //! | `exclude_internal_topics` | C | `exclude_internal_topics` | `true` | |
@@ -428,6 +430,47 @@
 //! `flush` there is refused); rebalance and `commit_async` callbacks run on
 //! the consumer's own thread, inside `poll`/`next()`.
 //!
+//! ## Testing against a broken cluster
+//!
+//! With feature `testkit`, `testkit::ChaosCluster`
+//! makes one real broker look like a cluster of N brokers on N local ports,
+//! so that your own tests can move partition leaders, kill and revive
+//! brokers, slow them down or silence them, cut connections at random and
+//! inject error codes while your producers and consumers run. It rewrites
+//! the cluster's shape in `Metadata`, `FindCoordinator` and
+//! `DescribeCluster` answers, answers `NOT_LEADER_OR_FOLLOWER` and
+//! `NOT_COORDINATOR` on the wrong node, and forwards everything else to the
+//! real broker unchanged:
+//!
+//! ```no_run
+//! # #[cfg(feature = "testkit")]
+//! # fn main() -> kafka_blocking::Result<()> {
+//! use std::time::Duration;
+//! use kafka_blocking::producer::{Producer, Record};
+//! use kafka_blocking::testkit::{ChaosCluster, LocalBroker};
+//!
+//! let broker = LocalBroker::start()?;
+//! let cluster = ChaosCluster::start(broker.bootstrap_servers(), 3)?;
+//! let producer = Producer::builder()
+//!     .bootstrap_servers(cluster.bootstrap_servers())
+//!     .build()?;
+//! let pending = producer.send(Record::new("events").partition(0).value("a"))?;
+//! cluster.move_leader("events", 0, 2)?; // bumps the leader epoch
+//! cluster.kill(3); // port closed, connections cut, its partitions move
+//! cluster.set_cut_per_mille(10); // 1 request in 100 loses its connection
+//! pending.get(Duration::from_secs(30))?;
+//! cluster.revive(3)?;
+//! println!("{:?}", cluster.stats());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testkit"))]
+//! # fn main() {}
+//! ```
+//!
+//! The crate's own chaos tests (`tests/it/chaos.rs`) use it: an idempotent
+//! producer loses, duplicates and reorders nothing while leaders move every
+//! 200 ms and a node dies; a consumer group of three loses nothing.
+//!
 //! ## Compared with other clients
 //!
 //! From each project's documentation and source at the versions named
@@ -482,6 +525,7 @@ pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod validate;
 
 /// The rustls version this crate is built with (feature `tls`), for
 /// [`ClientConfigBuilder::ssl_context`].

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod chaos;
+pub use chaos::{ChaosCluster, ChaosStats};
+
 #[cfg(feature = "testkit-tls")]
 mod tls;
 #[cfg(feature = "testkit-tls")]

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,11 @@ pub(crate) struct Load {
     in_flight: AtomicUsize,
     /// Answers delivered so far (the writer's idle check notices activity).
     answers: AtomicU64,
+    /// Set by the reader when it gives the connection up, before it fails
+    /// the calls still waiting: a caller that got such a failure and sends
+    /// again at once must not be written into the dead socket while the
+    /// reader's `Died` event is still on its way to the writer.
+    dead: AtomicBool,
 }
 
 impl Live {
@@ -291,8 +296,16 @@ fn ensure_live(
     gen: &mut u64,
     ev_tx: &Sender<ReaderEvent>,
 ) -> Result<()> {
-    if live.is_some() {
-        return Ok(());
+    if let Some(l) = live.as_ref() {
+        if !l.load.dead.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // The reader gave this connection up; its `Died` (same generation)
+        // is ignored once a new connection is up.
+        l.writer.shutdown();
+        *live = None;
+        shared.connected.store(false, Ordering::Release);
+        backoff.fail(Instant::now());
     }
     let opts = &shared.opts;
     if let Some(at) = backoff.next_attempt() {
@@ -445,6 +458,7 @@ fn run_reader(
             Err(e) => break e,
         }
     };
+    load.dead.store(true, Ordering::Release);
     // Everything still waiting fails now, retriably.
     let mut first = true;
     while let Some(p) = queue.pop_front().or_else(|| pending_rx.try_recv().ok()) {
