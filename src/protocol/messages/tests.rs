@@ -508,7 +508,7 @@ fn api_keys_and_supported_versions() {
     assert_eq!(format!("{:?}", ApiKey::PRODUCE), "Produce(0)");
     assert_eq!(<FetchRequest as Request>::API_KEY, ApiKey::FETCH);
     assert!(SUPPORTED_APIS.windows(2).all(|w| w[0].0 < w[1].0));
-    assert_eq!(SUPPORTED_APIS.len(), 41);
+    assert_eq!(SUPPORTED_APIS.len(), 42);
     let fetch = SUPPORTED_APIS
         .iter()
         .find(|a| a.0 == ApiKey::FETCH)
