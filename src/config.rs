@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::net::sasl::{OAuthBearerTokenProvider, ProviderSlot, SaslConfig, SaslSettings, Secret};
 
 /// The default Kafka port, used when a bootstrap server has none.
 pub const DEFAULT_PORT: u16 = 9092;
@@ -115,14 +116,31 @@ impl fmt::Debug for BrokerAddress {
 
 /// How connections are secured (kafka-python's `security_protocol`).
 ///
-/// Only `PLAINTEXT` is available in this release; TLS and SASL plug in at
-/// the connection's handshake step (see the README's design section).
+/// TLS and SASL plug in at the connection's handshake step (see the
+/// README's design section).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecurityProtocol {
     /// Unencrypted, unauthenticated TCP.
     #[default]
     Plaintext,
+    /// SASL authentication (`sasl_mechanism`) over unencrypted TCP.
+    SaslPlaintext,
+}
+
+impl SecurityProtocol {
+    /// The name kafka-python and the broker use (`PLAINTEXT`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+        }
+    }
+
+    /// Whether connections log in with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext)
+    }
 }
 
 /// Options every client shares. Build one with [`ClientConfig::builder`].
@@ -153,6 +171,7 @@ pub struct ClientConfig {
     pub(crate) receive_message_max_bytes: usize,
     pub(crate) api_version: Option<(u16, u16, u16)>,
     pub(crate) security_protocol: SecurityProtocol,
+    pub(crate) sasl: Option<SaslConfig>,
 }
 
 impl ClientConfig {
@@ -218,6 +237,7 @@ impl Default for ClientConfig {
             receive_message_max_bytes: crate::protocol::DEFAULT_MAX_FRAME_BYTES,
             api_version: None,
             security_protocol: SecurityProtocol::Plaintext,
+            sasl: None,
         }
     }
 }
@@ -241,6 +261,7 @@ pub struct ClientConfigBuilder {
     receive_message_max_bytes: Option<i64>,
     api_version: Option<String>,
     security_protocol: Option<String>,
+    sasl: SaslSettings,
 }
 
 fn millis(key: &str, v: Option<i64>, default: Duration, min: i64) -> Result<Duration> {
@@ -342,9 +363,43 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// `security_protocol`: only `PLAINTEXT` in this release.
+    /// `security_protocol`: `PLAINTEXT` (default) or `SASL_PLAINTEXT`
+    /// (log in with `sasl_mechanism`).
     pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
         self.security_protocol = Some(protocol.into());
+        self
+    }
+
+    /// `sasl_mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (feature
+    /// `scram`) or `OAUTHBEARER`; required with a `SASL_*`
+    /// `security_protocol`. `GSSAPI` and `AWS_MSK_IAM` are not supported
+    /// (build() says what to use instead).
+    pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
+        self.sasl.mechanism = Some(mechanism.into());
+        self
+    }
+
+    /// `sasl_plain_username`: the user for PLAIN and SCRAM.
+    pub fn sasl_plain_username(mut self, username: impl Into<String>) -> Self {
+        self.sasl.username = Some(username.into());
+        self
+    }
+
+    /// `sasl_plain_password`: the password for PLAIN and SCRAM. Never shown
+    /// in `Debug` output, errors or logs.
+    pub fn sasl_plain_password(mut self, password: impl Into<String>) -> Self {
+        self.sasl.password = Some(Secret::new(password));
+        self
+    }
+
+    /// `sasl_oauth_token_provider`: supplies tokens for OAUTHBEARER (see
+    /// [`OAuthBearerTokenProvider`]; [`UnsecuredJwtProvider`](crate::UnsecuredJwtProvider)
+    /// for development brokers).
+    pub fn sasl_oauth_token_provider(
+        mut self,
+        provider: impl OAuthBearerTokenProvider + 'static,
+    ) -> Self {
+        self.sasl.provider = Some(ProviderSlot(std::sync::Arc::new(provider)));
         self
     }
 
@@ -440,13 +495,15 @@ impl ClientConfigBuilder {
         let security_protocol = match self.security_protocol.as_deref() {
             None => SecurityProtocol::Plaintext,
             Some(p) if p.eq_ignore_ascii_case("PLAINTEXT") => SecurityProtocol::Plaintext,
+            Some(p) if p.eq_ignore_ascii_case("SASL_PLAINTEXT") => SecurityProtocol::SaslPlaintext,
             Some(p) => {
                 return Err(Error::config(
                     "security_protocol",
-                    format!("`{p}` is not supported yet; only PLAINTEXT is available"),
+                    format!("`{p}` is not supported yet; use PLAINTEXT or SASL_PLAINTEXT"),
                 ))
             }
         };
+        let sasl = self.sasl.build(security_protocol)?;
         Ok(ClientConfig {
             bootstrap_servers,
             client_id,
@@ -461,6 +518,7 @@ impl ClientConfigBuilder {
             receive_message_max_bytes,
             api_version,
             security_protocol,
+            sasl,
         })
     }
 }
@@ -554,6 +612,29 @@ macro_rules! client_options {
             self.client = self.client.security_protocol(protocol);
             self
         }
+        /// `sasl_mechanism`: see [`ClientConfigBuilder::sasl_mechanism`](crate::ClientConfigBuilder::sasl_mechanism).
+        pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
+            self.client = self.client.sasl_mechanism(mechanism);
+            self
+        }
+        /// `sasl_plain_username`: see [`ClientConfigBuilder::sasl_plain_username`](crate::ClientConfigBuilder::sasl_plain_username).
+        pub fn sasl_plain_username(mut self, username: impl Into<String>) -> Self {
+            self.client = self.client.sasl_plain_username(username);
+            self
+        }
+        /// `sasl_plain_password`: see [`ClientConfigBuilder::sasl_plain_password`](crate::ClientConfigBuilder::sasl_plain_password).
+        pub fn sasl_plain_password(mut self, password: impl Into<String>) -> Self {
+            self.client = self.client.sasl_plain_password(password);
+            self
+        }
+        /// `sasl_oauth_token_provider`: see [`ClientConfigBuilder::sasl_oauth_token_provider`](crate::ClientConfigBuilder::sasl_oauth_token_provider).
+        pub fn sasl_oauth_token_provider(
+            mut self,
+            provider: impl crate::OAuthBearerTokenProvider + 'static,
+        ) -> Self {
+            self.client = self.client.sasl_oauth_token_provider(provider);
+            self
+        }
     };
 }
 pub(crate) use client_options;
@@ -640,7 +721,7 @@ mod tests {
             ),
             (ClientConfig::builder().api_version("two"), "api_version"),
             (
-                ClientConfig::builder().security_protocol("SSL"),
+                ClientConfig::builder().security_protocol("NOPE"),
                 "security_protocol",
             ),
             (

@@ -482,4 +482,7 @@ pub use crate::config::{
 };
 pub use crate::consumer::{Consumer, Message, OffsetAndMetadata, TopicPartition};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::net::sasl::{
+    OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, UnsecuredJwtProvider,
+};
 pub use crate::producer::{Producer, Record};

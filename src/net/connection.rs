@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::RwLock;
 
+use super::sasl::SaslConfig;
 use super::transport::Transport;
 use crate::bytes::Bytes;
 use crate::config::{BrokerAddress, ClientConfig};
@@ -26,6 +27,8 @@ pub(crate) struct ConnectionOptions {
     pub(crate) max_frame: usize,
     pub(crate) assume_versions_if_refused: bool,
     pub(crate) transport: Arc<dyn Transport>,
+    /// The SASL login after ApiVersions, when `security_protocol` asks.
+    pub(crate) sasl: Option<SaslConfig>,
 }
 
 impl ConnectionOptions {
@@ -47,6 +50,7 @@ impl ConnectionOptions {
             max_frame: config.receive_message_max_bytes,
             assume_versions_if_refused: config.api_version.is_some(),
             transport,
+            sasl: config.sasl.clone(),
         }
     }
 }
