@@ -68,6 +68,11 @@ Options:
                          -X client.id=me -X linger.ms=20 -X session.timeout.ms=6000
                          (-C/-G do not create missing topics unless
                          -X allow.auto.create.topics=true)
+
+SASL (with -X security.protocol=SASL_PLAINTEXT):
+  -X sasl.mechanism=<m>  PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (also sasl.mechanisms)
+  -X sasl.username=<u>   the user (also sasl.plain.username)
+  -X sasl.password=<p>   the password (also sasl.plain.password); never printed
   -q                     no progress notes on stderr
   -h                     this help
 
@@ -389,6 +394,9 @@ macro_rules! client_option {
             "receive_message_max_bytes" => $builder.receive_message_max_bytes(int($given, $value)?),
             "api_version" => $builder.api_version($value),
             "security_protocol" => $builder.security_protocol($value),
+            "sasl_mechanism" | "sasl_mechanisms" => $builder.sasl_mechanism($value),
+            "sasl_username" | "sasl_plain_username" => $builder.sasl_plain_username($value),
+            "sasl_password" | "sasl_plain_password" => $builder.sasl_plain_password($value),
             _ => return usage(format!("-X {}: not a {} option", $given, $what)),
         }
     };

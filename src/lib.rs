@@ -290,9 +290,13 @@
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
 //! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
-//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL`, `SASL_*`: not yet |
+//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SASL_PLAINTEXT`; `SSL`, `SASL_SSL`: not yet |
 //! | `ssl_context`, `ssl_check_hostname`, `ssl_cafile`, `ssl_certfile`, `ssl_keyfile`, `ssl_crlfile`, `ssl_password`, `ssl_ciphers` | PCA | — | | TLS: not yet |
-//! | `sasl_mechanism`, `sasl_plain_username`, `sasl_plain_password`, `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name`, `sasl_oauth_token_provider` | PCA | — | | SASL: not yet |
+//! | `sasl_mechanism` | PCA | `sasl_mechanism` | none (required with `SASL_*`) | `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (feature `scram`), `OAUTHBEARER`; `GSSAPI`, `AWS_MSK_IAM` fail at `build()` saying what to use instead |
+//! | `sasl_plain_username`, `sasl_plain_password` | PCA | `sasl_plain_username`, `sasl_plain_password` | | PLAIN and SCRAM; the password never appears in `Debug`, errors or logs |
+//! | `sasl_oauth_token_provider` | PCA | `sasl_oauth_token_provider` | | an [`OAuthBearerTokenProvider`]; [`UnsecuredJwtProvider`] for development brokers only; asked again at 80 % of a token's lifetime |
+//! | `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name` | PCA | — | | GSSAPI is not supported (no system Kerberos library in a pure-Rust client) |
+//! | *(Java)* `connections.max.reauth.ms` (broker) | | — | | sessions the broker bounds are re-authenticated in place (KIP-368) |
 //! | `proxy_url`, `socks5_proxy` | PCA | — | | not yet |
 //! | `client_dns_lookup` | PCA | — | `use_all_dns_ips` | every resolved address is tried in turn |
 //! | `bootstrap_timeout_ms` | PCA | — | | no separate bound: a first metadata lookup is bounded by `max_block_ms` (producer) or the call's timeout |
@@ -351,7 +355,9 @@
 //! * [`Error::kind`] — an [`ErrorKind`]: `Config` and `InvalidArgument`
 //!   (fix the program), `Io`/`Disconnected`/`Timeout` (the network),
 //!   `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
-//!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, ...
+//!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, `Authentication`
+//!   (the SASL login failed: [`Error::is_auth`]) and `Authorization` (an
+//!   ACL is missing: [`Error::is_authorization`]), ...
 //! * [`Error::kafka_code`] — the broker's [`ErrorCode`](protocol::ErrorCode)
 //!   (`TOPIC_ALREADY_EXISTS`, `NOT_LEADER_OR_FOLLOWER`, ...), when there is one.
 //! * [`Error::is_retriable`] — whether the same call may succeed later.
@@ -371,7 +377,9 @@
 //! match producer.send(Record::new("audit").value("login"))?.wait() {
 //!     Ok(meta) => println!("offset {}", meta.offset()),
 //!     Err(e) if e.kind() == ErrorKind::MessageTooLarge => eprintln!("too big, dropped: {e}"),
-//!     Err(e) if e.kafka_code() == Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED) => {
+//!     Err(e) if e.is_authorization() => {
+//!         // TOPIC_AUTHORIZATION_FAILED here; the error names the topic.
+//!         assert_eq!(e.kafka_code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED));
 //!         eprintln!("ask for write access to `audit`: {e}")
 //!     }
 //!     Err(e) if e.is_retriable() => eprintln!("cluster unavailable for 2 minutes: {e}"),
@@ -437,7 +445,7 @@
 //! | KIP-848 (`group.protocol=consumer`) | yes | — | yes (GA since librdkafka 2.12) | preview in librdkafka 2.10 | — |
 //! | compression | gzip, snappy, lz4, zstd | gzip; snappy, lz4, zstd with optional packages | gzip, snappy, lz4, zstd | gzip, snappy, lz4; zstd with the `zstd` feature | gzip, snappy |
 //! | admin client | topics, partitions, configs, groups and offsets, records, cluster, ACLs | yes (`KafkaAdminClient`) | yes (`AdminClient`) | yes (`AdminClient`, async) | — |
-//! | TLS / SASL | not yet | yes | yes | yes (`ssl`, `gssapi` features) | TLS (OpenSSL); no SASL |
+//! | TLS / SASL | SASL: PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, re-authentication (KIP-368); TLS: not yet | yes | yes | yes (`ssl`, `gssapi` features) | TLS (OpenSSL); no SASL |
 //!
 //! The peer benchmark (`../shared/bench/peers`) found that kafka 0.10
 //! cannot produce to or consume from a current broker that stores v2
@@ -453,8 +461,13 @@
 //!   snapshot.
 //! * [`ClientConfig`] — the options every client shares.
 //! * Feature `json` — `producer::JsonSerializer` (serde_json).
+//! * Feature `scram` — SASL SCRAM-SHA-256/512 (RustCrypto's `sha2`, `hmac`,
+//!   `pbkdf2` and `getrandom`; pure Rust). PLAIN and OAUTHBEARER need no
+//!   feature.
 //! * Feature `testkit` — `testkit::LocalBroker`, a throw-away local broker
 //!   (Tansu) for tests and examples; honours `KAFKA_BOOTSTRAP_SERVERS`.
+//!   `testkit::SaslFront` puts a SASL listener in front of it, to test a
+//!   SASL setup without a secured cluster.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

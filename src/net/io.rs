@@ -566,10 +566,14 @@ fn run_reader(
         }
     };
     let failure = match hint {
-        Some(hint) if answered == 0 && failure.kind() == ErrorKind::Disconnected => Error::new(
-            ErrorKind::Disconnected,
-            format!("{}: {hint}", failure.message()),
-        ),
+        Some(hint) if answered == 0 && failure.kind() == ErrorKind::Disconnected => {
+            let message = if failure.message() == "the broker closed the connection" {
+                hint.to_owned()
+            } else {
+                format!("{}: {hint}", failure.message())
+            };
+            Error::new(ErrorKind::Disconnected, message)
+        }
         _ => failure,
     };
     // Everything still waiting fails now, retriably.

@@ -406,7 +406,7 @@ pub(crate) fn authenticate<E: Exchange>(
 
 /// The hint for a plaintext client whose broker hangs up on its first
 /// request: a SASL (or TLS) listener does that.
-pub(crate) const PLAINTEXT_HINT: &str = "the broker closed the connection before answering the first request; if its listener expects SASL, set security_protocol to SASL_PLAINTEXT or SASL_SSL and sasl_mechanism";
+pub(crate) const PLAINTEXT_HINT: &str = "the broker closed the connection before answering the first request: if its listener expects SASL, set security_protocol to SASL_PLAINTEXT or SASL_SSL (with sasl_mechanism)";
 
 #[cfg(test)]
 mod tests {

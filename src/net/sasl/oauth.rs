@@ -141,14 +141,19 @@ impl UnsecuredJwtProvider {
 
     /// Makes an unsigned JWT issued at `issued` valid for `lifetime`.
     fn jwt(&self, issued: SystemTime, lifetime: Duration) -> String {
+        // Whole milliseconds, rounded down: the claims never outlive the
+        // token's real expiry.
+        let secs = |ms: u128| format!("{}.{:03}", ms / 1000, ms % 1000);
         let iat = issued
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_secs_f64();
-        let exp = iat + lifetime.as_secs_f64();
+            .as_millis();
+        let exp = iat + lifetime.as_millis();
         let mut claims = format!(
-            "{{\"sub\":{},\"iat\":{iat:.3},\"exp\":{exp:.3}",
-            json_string(&self.principal)
+            "{{\"sub\":{},\"iat\":{},\"exp\":{}",
+            json_string(&self.principal),
+            secs(iat),
+            secs(exp)
         );
         if !self.scope.is_empty() {
             let scopes: Vec<String> = self.scope.iter().map(|s| json_string(s)).collect();
