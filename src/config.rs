@@ -334,7 +334,8 @@ impl ClientConfigBuilder {
     }
 
     /// `socket_connection_setup_timeout_ms`: how long a TCP connect plus
-    /// the ApiVersions handshake may take (default 10000, as the Java client).
+    /// the ApiVersions handshake and the SASL login may take (default
+    /// 10000, as the Java client).
     pub fn socket_connection_setup_timeout_ms(mut self, ms: i64) -> Self {
         self.socket_connection_setup_timeout_ms = Some(ms);
         self

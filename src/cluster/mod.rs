@@ -287,6 +287,9 @@ impl Cluster {
                     continue
                 }
                 Ok(_) => {}
+                // A refused login or a missing ACL will not change by
+                // waiting: say so now rather than time out.
+                Err(e) if e.is_auth() || e.is_authorization() => return Err(e),
                 Err(e) => last_err = Some(e),
             }
             let pause = self

@@ -186,7 +186,11 @@ pub(crate) fn list_offsets(
         if !retry.is_empty() {
             cluster.request_update();
             std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-            let _ = cluster.maybe_refresh();
+            match cluster.maybe_refresh() {
+                // A refused login will not change by retrying.
+                Err(e) if e.is_auth() || e.is_authorization() => return Err(e),
+                _ => {}
+            }
         }
         todo = retry;
     }

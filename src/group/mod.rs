@@ -326,6 +326,8 @@ pub(crate) fn find_coordinator(
         if ids.is_empty() {
             match cluster.refresh(crate::cluster::TopicSelection::Interest) {
                 Ok(s) => ids = s.brokers.keys().copied().collect(),
+                // A refused login will not change by retrying.
+                Err(e) if e.is_auth() => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
@@ -338,6 +340,7 @@ pub(crate) fn find_coordinator(
             }
             let conn = match cluster.connection(id, Purpose::General) {
                 Ok(c) => c,
+                Err(e) if e.is_auth() => return Err(e),
                 Err(e) => {
                     last = Some(e);
                     continue;
@@ -521,6 +524,10 @@ impl Runner {
                             );
                             protocol = GroupProtocol::Classic;
                             break;
+                        }
+                        Err(e) if e.is_auth() => {
+                            self.fail(e);
+                            self.coordinator_lost();
                         }
                         Err(e) => {
                             log::debug!(
@@ -751,7 +758,8 @@ impl Runner {
             }
             Err(e) => {
                 self.coordinator_retry_at = Some(now + self.backoff());
-                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) {
+                // A missing ACL or a refused login: retrying cannot help.
+                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) || e.is_auth() {
                     if !self.fatal {
                         self.fail(e);
                     }

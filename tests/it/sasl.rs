@@ -582,3 +582,50 @@ fn capture_logs(f: impl FnOnce()) -> Vec<String> {
     );
     lines
 }
+
+/// A producer, a consumer (assigned and in a group) and an admin client
+/// with a wrong password get the authentication error from their calls,
+/// not a timeout after retrying.
+#[test]
+fn producer_and_consumer_calls_get_the_auth_error() {
+    let t = Target {
+        password: "not-the-password".into(),
+        ..on_front()
+    };
+    let topic = unique_topic("sasl-denied");
+    let p = sasl!(Producer::builder(), t, "SCRAM-SHA-256")
+        .max_block_ms(10_000)
+        .delivery_timeout_ms(20_000)
+        .build()
+        .expect("producer");
+    let r = p
+        .send(Record::new(&topic).value("x"))
+        .and_then(|f| f.get(Duration::from_secs(30)));
+    assert_auth_error(r, "not-the-password", "Authentication failed");
+    let mut c = sasl!(Consumer::builder(), t, "PLAIN")
+        .auto_offset_reset("earliest")
+        .build()
+        .expect("consumer");
+    let r = c.assign([(topic.as_str(), 0)]).and_then(|_| {
+        c.poll(Duration::from_secs(10))
+            .map(|r| r.into_iter().count())
+    });
+    assert_auth_error(r, "not-the-password", "Authentication failed");
+    let mut g = sasl!(Consumer::builder(), t, "SCRAM-SHA-512")
+        .group_id(unique_topic("sasl-denied-group"))
+        .build()
+        .expect("group consumer");
+    let r = g.subscribe([topic.as_str()]).and_then(|_| {
+        g.poll(Duration::from_secs(10))
+            .map(|r| r.into_iter().count())
+    });
+    assert_auth_error(r, "not-the-password", "Authentication failed");
+    let admin = sasl!(kafka_blocking::AdminClient::builder(), t, "PLAIN")
+        .build()
+        .expect("admin");
+    assert_auth_error(
+        admin.list_topics(),
+        "not-the-password",
+        "Authentication failed",
+    );
+}
