@@ -92,11 +92,14 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded::<ReaderEvent>();
     let mut live: Option<Live> = None;
     let mut in_flight = 0usize;
-    let mut backoff = Backoff::new(opts.reconnect_backoff, opts.reconnect_backoff_max);
-    let mut gen = 0u64;
+    let mut dialer = Dialer {
+        backoff: Backoff::new(opts.reconnect_backoff, opts.reconnect_backoff_max),
+        gen: 0,
+        ev_tx,
+        auth_failure: None,
+    };
     let mut correlation_id = 0i32;
     let mut last_active = Instant::now();
-    let mut auth_failure: Option<Error> = None;
 
     loop {
         let now = Instant::now();
@@ -112,7 +115,7 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                     live = None;
                     in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
-                    backoff.fail(Instant::now());
+                    dialer.backoff.fail(Instant::now());
                 }
             }
             continue;
@@ -155,28 +158,13 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                 return;
             }
             Event::Cmd(Some(Cmd::Connect(reply))) => {
-                let r = ensure_live(
-                    &shared,
-                    &mut live,
-                    &mut backoff,
-                    &mut gen,
-                    &ev_tx,
-                    &mut auth_failure,
-                )
-                .map(|_| Bytes::new());
+                let r = dialer.ensure_live(&shared, &mut live).map(|_| Bytes::new());
                 reply.complete(r);
                 last_active = now;
             }
             Event::Cmd(Some(Cmd::Call(call))) => {
                 last_active = now;
-                if let Err(e) = ensure_live(
-                    &shared,
-                    &mut live,
-                    &mut backoff,
-                    &mut gen,
-                    &ev_tx,
-                    &mut auth_failure,
-                ) {
+                if let Err(e) = dialer.ensure_live(&shared, &mut live) {
                     call.reply.complete(Err(e));
                     continue;
                 }
@@ -190,20 +178,20 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                     live = None;
                     in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
-                    backoff.fail(Instant::now());
+                    dialer.backoff.fail(Instant::now());
                 }
             }
             Event::Reader(Some(ReaderEvent::Done { gen: g })) => {
-                if g == gen {
+                if g == dialer.gen {
                     in_flight = in_flight.saturating_sub(1);
                     last_active = now;
                 }
             }
             Event::Reader(Some(ReaderEvent::Died { gen: g })) => {
-                if g == gen {
+                if g == dialer.gen {
                     if let Some(l) = live.take() {
                         l.writer.shutdown();
-                        backoff.fail(now);
+                        dialer.backoff.fail(now);
                     }
                     in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
@@ -412,9 +400,32 @@ impl sasl::Exchange for ThroughReader<'_> {
     }
 }
 
-/// Connects (respecting the backoff) and runs the handshake unless already
-/// connected. After an authentication failure, calls that come before the
-/// backoff ends get that failure at once instead of waiting to repeat it.
+/// What the writer keeps between connections.
+struct Dialer {
+    backoff: Backoff,
+    /// Counts connections, so events of a dead one are ignored.
+    gen: u64,
+    ev_tx: Sender<ReaderEvent>,
+    /// The last login refusal, while its backoff lasts.
+    auth_failure: Option<Error>,
+}
+
+impl Dialer {
+    /// Connects (respecting the backoff) and runs the handshake unless
+    /// already connected. After an authentication failure, calls that come
+    /// before the backoff ends get that failure at once instead of waiting
+    /// to repeat it.
+    fn ensure_live(&mut self, shared: &Arc<Shared>, live: &mut Option<Live>) -> Result<()> {
+        let Dialer {
+            backoff,
+            gen,
+            ev_tx,
+            auth_failure,
+        } = self;
+        ensure_live(shared, live, backoff, gen, ev_tx, auth_failure)
+    }
+}
+
 fn ensure_live(
     shared: &Arc<Shared>,
     live: &mut Option<Live>,
