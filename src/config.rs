@@ -215,6 +215,11 @@ impl ClientConfig {
         self.security_protocol
     }
 
+    /// The SASL mechanism connections log in with, when SASL is on.
+    pub fn sasl_mechanism(&self) -> Option<crate::SaslMechanism> {
+        self.sasl.as_ref().map(|s| s.mechanism)
+    }
+
     /// The largest response frame accepted.
     pub fn receive_message_max_bytes(&self) -> usize {
         self.receive_message_max_bytes
@@ -742,5 +747,25 @@ mod tests {
             .unwrap();
         assert_eq!(c.connections_max_idle, None);
         assert_eq!(c.api_version, Some((2, 8, 0)));
+    }
+
+    #[test]
+    fn sasl_settings_build_and_hide_the_password() {
+        let b = ClientConfig::builder()
+            .security_protocol("sasl_plaintext")
+            .sasl_mechanism("PLAIN")
+            .sasl_plain_username("alice")
+            .sasl_plain_password("pw-that-must-not-show");
+        assert!(!format!("{b:?}").contains("pw-that-must-not-show"));
+        let c = b.build().unwrap();
+        assert_eq!(c.security_protocol(), SecurityProtocol::SaslPlaintext);
+        assert_eq!(c.sasl_mechanism(), Some(crate::SaslMechanism::Plain));
+        assert!(!format!("{c:?}").contains("pw-that-must-not-show"));
+        let e = ClientConfig::builder()
+            .sasl_plain_password("pw-that-must-not-show")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("`sasl_plain_password`"), "{e}");
+        assert!(!e.to_string().contains("pw-that-must-not-show"), "{e}");
     }
 }

@@ -409,6 +409,7 @@ fn reauthentication_keeps_a_20_s_produce_consume_loop_whole() {
                     break;
                 }
             }
+            consumer.metrics()
         })
     };
     let producer = sasl!(Producer::builder(), t, "SCRAM-SHA-256")
@@ -437,7 +438,12 @@ fn reauthentication_keeps_a_20_s_produce_consume_loop_whole() {
         std::thread::sleep(Duration::from_millis(100));
     }
     done.store(true, Ordering::SeqCst);
-    reader.join().expect("consumer thread");
+    let consumer_metrics = reader.join().expect("consumer thread");
+    // Retries would hide a failed request: there must be none.
+    assert_eq!(consumer_metrics.fetch_errors, 0, "no fetch failed");
+    let producer_metrics = producer.metrics();
+    assert_eq!(producer_metrics.retries, 0, "no produce request failed");
+    assert_eq!(producer_metrics.record_errors, 0);
     let got = received.lock().unwrap().clone();
     assert_eq!(got.len(), sent, "nothing lost, nothing duplicated");
     for (i, v) in got.iter().enumerate() {
