@@ -121,13 +121,12 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
             continue;
         }
         let accept_calls = live.is_none() || (in_flight < opts.max_in_flight && !reauth_due);
-        // Wake up in time to re-authenticate.
-        let wait = live
-            .as_ref()
-            .and_then(|l| l.reauth_at)
-            .map_or(WRITER_TICK, |at| {
-                at.saturating_duration_since(now).min(WRITER_TICK)
-            });
+        // Wake up in time to re-authenticate; once it is due, the answers
+        // still in flight (reader events) are what we wait for.
+        let wait = match live.as_ref().and_then(|l| l.reauth_at) {
+            Some(at) if !reauth_due => at.saturating_duration_since(now).min(WRITER_TICK),
+            _ => WRITER_TICK,
+        };
         let event = if accept_calls {
             select! {
                 recv(cmds) -> m => Event::Cmd(m.ok()),
