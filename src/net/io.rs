@@ -421,80 +421,69 @@ impl Dialer {
             ev_tx,
             auth_failure,
         } = self;
-        ensure_live(shared, live, backoff, gen, ev_tx, auth_failure)
-    }
-}
-
-fn ensure_live(
-    shared: &Arc<Shared>,
-    live: &mut Option<Live>,
-    backoff: &mut Backoff,
-    gen: &mut u64,
-    ev_tx: &Sender<ReaderEvent>,
-    auth_failure: &mut Option<Error>,
-) -> Result<()> {
-    if live.is_some() {
-        return Ok(());
-    }
-    let opts = &shared.opts;
-    if let Some(at) = backoff.next_attempt() {
-        let now = Instant::now();
-        if at > now {
-            if let Some(e) = auth_failure.as_ref() {
-                return Err(e.clone());
+        if live.is_some() {
+            return Ok(());
+        }
+        let opts = &shared.opts;
+        if let Some(at) = backoff.next_attempt() {
+            let now = Instant::now();
+            if at > now {
+                if let Some(e) = auth_failure.as_ref() {
+                    return Err(e.clone());
+                }
+                std::thread::sleep(at - now);
             }
-            std::thread::sleep(at - now);
         }
-    }
-    let deadline = Instant::now() + opts.connect_timeout;
-    let result = opts
-        .transport
-        .connect(&opts.addr, opts.connect_timeout)
-        .and_then(|mut stream| {
-            let versions = handshake::run(&mut stream, opts, deadline)?;
-            Ok((stream, versions))
+        let deadline = Instant::now() + opts.connect_timeout;
+        let result = opts
+            .transport
+            .connect(&opts.addr, opts.connect_timeout)
+            .and_then(|mut stream| {
+                let versions = handshake::run(&mut stream, opts, deadline)?;
+                Ok((stream, versions))
+            });
+        let (mut stream, handshake) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                *auth_failure = (e.kind() == ErrorKind::Authentication).then(|| e.clone());
+                let pause = backoff.fail(Instant::now());
+                log::debug!(
+                    "{}: connect failed ({e}); next attempt in {} ms",
+                    shared.name,
+                    pause.as_millis()
+                );
+                return Err(e);
+            }
+        };
+        backoff.reset();
+        *auth_failure = None;
+        let reauth_at = reauth_time(Instant::now(), handshake.session);
+        if let Err(e) = stream.writer.set_write_timeout(Some(opts.request_timeout)) {
+            return Err(Error::io("configuring the socket", e));
+        }
+        *shared.versions.write() = Some(Arc::new(handshake.versions));
+        *gen += 1;
+        let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
+        let reader = stream.reader;
+        let ev = ev_tx.clone();
+        let g = *gen;
+        let max_frame = opts.max_frame;
+        let hint = opts.sasl.is_none().then_some(sasl::PLAINTEXT_HINT);
+        let spawned = std::thread::Builder::new()
+            .name(format!("kafka-rd-{}", shared.name))
+            .spawn(move || run_reader(reader, pending_rx, ev, g, max_frame, hint));
+        if let Err(e) = spawned {
+            stream.writer.shutdown();
+            return Err(Error::io("spawning a reader thread", e));
+        }
+        shared.connected.store(true, Ordering::Release);
+        *live = Some(Live {
+            writer: stream.writer,
+            pending_tx,
+            reauth_at,
         });
-    let (mut stream, handshake) = match result {
-        Ok(ok) => ok,
-        Err(e) => {
-            *auth_failure = (e.kind() == ErrorKind::Authentication).then(|| e.clone());
-            let pause = backoff.fail(Instant::now());
-            log::debug!(
-                "{}: connect failed ({e}); next attempt in {} ms",
-                shared.name,
-                pause.as_millis()
-            );
-            return Err(e);
-        }
-    };
-    backoff.reset();
-    *auth_failure = None;
-    let reauth_at = reauth_time(Instant::now(), handshake.session);
-    if let Err(e) = stream.writer.set_write_timeout(Some(opts.request_timeout)) {
-        return Err(Error::io("configuring the socket", e));
+        Ok(())
     }
-    *shared.versions.write() = Some(Arc::new(handshake.versions));
-    *gen += 1;
-    let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
-    let reader = stream.reader;
-    let ev = ev_tx.clone();
-    let g = *gen;
-    let max_frame = opts.max_frame;
-    let hint = opts.sasl.is_none().then_some(sasl::PLAINTEXT_HINT);
-    let spawned = std::thread::Builder::new()
-        .name(format!("kafka-rd-{}", shared.name))
-        .spawn(move || run_reader(reader, pending_rx, ev, g, max_frame, hint));
-    if let Err(e) = spawned {
-        stream.writer.shutdown();
-        return Err(Error::io("spawning a reader thread", e));
-    }
-    shared.connected.store(true, Ordering::Release);
-    *live = Some(Live {
-        writer: stream.writer,
-        pending_tx,
-        reauth_at,
-    });
-    Ok(())
 }
 
 /// Reads answers until the connection dies or a deadline passes. `hint`
