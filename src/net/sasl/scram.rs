@@ -289,4 +289,28 @@ mod tests {
         }
         assert_eq!(sasl_name("a=b,c"), "a=3Db=2Cc");
     }
+
+    proptest::proptest! {
+        /// Whatever a server sends, the client answers or fails; it never
+        /// panics (both steps, with arbitrary bytes).
+        #[test]
+        fn arbitrary_server_messages_never_panic(
+            first in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            last in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            prefix in proptest::prelude::any::<bool>(),
+        ) {
+            let mut c = ScramClient::with_nonce(Hash::Sha256, "u", &Secret::new("p"), "abc".into());
+            c.first().unwrap();
+            let mut msg = if prefix {
+                b"r=abcX,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,".to_vec()
+            } else {
+                Vec::new()
+            };
+            msg.extend_from_slice(&first);
+            if c.next(&msg).is_ok() {
+                let _ = c.next(&last);
+            }
+            let _ = base64::decode(&String::from_utf8_lossy(&last));
+        }
+    }
 }
