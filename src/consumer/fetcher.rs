@@ -81,6 +81,9 @@ struct FetchState {
     parts: HashMap<TopicPartition, FetchPos>,
     queued: HashMap<i32, usize>,
     closed: bool,
+    /// A refused SASL login on a fetch connection, for the consumer to
+    /// report (retrying it would only repeat the refusal).
+    auth_failure: Option<Error>,
 }
 
 struct Shared {
@@ -161,6 +164,11 @@ impl Fetcher {
             data_rx,
             thread: Some(thread),
         })
+    }
+
+    /// Takes the last refused login of a fetch connection, if any.
+    pub(crate) fn take_auth_failure(&self) -> Option<Error> {
+        self.shared.state.lock().auth_failure.take()
     }
 
     /// Fetches `tp` from `offset` on, for position epoch `epoch`.
@@ -570,10 +578,17 @@ impl FetchThread {
                 b.connecting = None;
                 if let Err(e) = c.result {
                     log::debug!("fetcher: connecting to broker {broker} failed: {e}");
+                    self.note_auth_failure(&e);
                     self.back_off(broker, now);
                 }
             }
             TokenKind::Fetch => self.fetch_done(broker, c.result, now),
+        }
+    }
+
+    fn note_auth_failure(&self, e: &Error) {
+        if e.is_auth() {
+            self.shared.state.lock().auth_failure = Some(e.clone());
         }
     }
 
@@ -601,6 +616,7 @@ impl FetchThread {
             Err(e) => {
                 Metrics::add(&self.metrics.fetch_errors, 1);
                 log::debug!("fetcher: fetch from broker {broker} failed: {e}");
+                self.note_auth_failure(&e);
                 clear_in_flight(&self.shared);
                 self.back_off(broker, now);
                 return;

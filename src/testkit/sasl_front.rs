@@ -141,6 +141,7 @@ impl SaslFrontBuilder {
             .local_addr()
             .map_err(|e| Error::io("binding the SASL front", e))?;
         let shared = Arc::new(FrontShared {
+            users: Mutex::new(self.users.clone()),
             config: self,
             upstream: Mutex::new(None),
             stats: Arc::new(SaslFrontStats::default()),
@@ -163,6 +164,8 @@ impl SaslFrontBuilder {
 
 struct FrontShared {
     config: SaslFrontBuilder,
+    /// The users now (they can change while the front runs).
+    users: Mutex<HashMap<String, String>>,
     upstream: Mutex<Option<SocketAddr>>,
     stats: Arc<SaslFrontStats>,
     stop: AtomicBool,
@@ -230,6 +233,14 @@ impl SaslFront {
     /// What the front has seen so far.
     pub fn stats(&self) -> &SaslFrontStats {
         &self.shared.stats
+    }
+
+    /// Adds a user or changes its password while the front runs (a
+    /// password rotation): logins and re-authentications from now on use it.
+    pub fn set_user(&self, name: impl Into<String>, password: impl Into<String>) {
+        if let Ok(mut users) = self.shared.users.lock() {
+            users.insert(name.into(), password.into());
+        }
     }
 
     fn set_upstream(&self, upstream: &str) -> Result<()> {
@@ -569,6 +580,10 @@ impl Conn {
     /// Runs the chosen mechanism on one client message.
     fn step(&mut self, msg: &[u8]) -> Outcome {
         let config = &self.shared.config;
+        let users = match self.shared.users.lock() {
+            Ok(u) => u.clone(),
+            Err(_) => HashMap::new(),
+        };
         let Some((_name, mech)) = self.mechanism.as_mut() else {
             return Outcome::Fail("SaslAuthenticate before SaslHandshake".into());
         };
@@ -576,8 +591,7 @@ impl Conn {
             ServerMech::Plain => {
                 let parts: Vec<&[u8]> = msg.split(|b| *b == 0).collect();
                 let known = match parts.as_slice() {
-                    [_, user, pass] => config
-                        .users
+                    [_, user, pass] => users
                         .get(String::from_utf8_lossy(user).as_ref())
                         .is_some_and(|p| p.as_bytes() == *pass),
                     _ => false,
@@ -598,7 +612,6 @@ impl Conn {
                 } else {
                     Sha::S512
                 };
-                let users = &config.users;
                 let lookup = |u: &str| -> Option<Credential> {
                     users
                         .get(u)

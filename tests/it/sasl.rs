@@ -473,6 +473,73 @@ fn reauthentication_keeps_a_20_s_produce_consume_loop_whole() {
     producer.close(Duration::from_secs(10)).expect("close");
 }
 
+/// A password changed under running clients: their next re-authentication
+/// is refused, and their calls fail with the authentication error (not a
+/// timeout after retrying, not silence).
+#[test]
+fn a_password_rotated_under_running_clients_fails_their_calls_with_the_auth_error() {
+    let front = SaslFront::builder()
+        .user(USER, PASSWORD)
+        .session_lifetime(Duration::from_secs(1))
+        .start()
+        .expect("front");
+    let t = Target {
+        servers: front.bootstrap_servers(),
+        ..on_front()
+    };
+    let topic = unique_topic("sasl-rotated");
+    create_topic(&client_for(&t, "PLAIN").expect("client"), &topic, 1);
+    let producer = sasl!(Producer::builder(), t, "SCRAM-SHA-256")
+        .linger_ms(0)
+        .build()
+        .expect("producer");
+    let mut consumer = sasl!(Consumer::builder(), t, "PLAIN")
+        .auto_offset_reset("earliest")
+        .build()
+        .expect("consumer");
+    consumer.assign([(topic.as_str(), 0)]).expect("assign");
+    producer
+        .send(Record::new(&topic).value("before"))
+        .and_then(|f| f.get(Duration::from_secs(30)))
+        .expect("produced before the rotation");
+    let mut got = 0;
+    for _ in 0..50 {
+        got += consumer
+            .poll(Duration::from_millis(200))
+            .expect("poll before the rotation")
+            .into_iter()
+            .count();
+        if got > 0 {
+            break;
+        }
+    }
+    assert_eq!(got, 1, "read before the rotation");
+    front.set_user(USER, "rotated-by-the-admin");
+    // Within a few session lifetimes, each client's connection has been
+    // refused at re-authentication; then every call says so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let produce_error = loop {
+        match producer
+            .send(Record::new(&topic).value("after"))
+            .and_then(|f| f.get(Duration::from_secs(30)))
+        {
+            Err(e) => break e,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(_) => panic!("the producer kept producing after its password changed"),
+        }
+    };
+    assert!(produce_error.is_auth(), "{produce_error}");
+    let consume_error = loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Err(e) => break e,
+            Ok(_) if Instant::now() < deadline => {}
+            Ok(_) => panic!("the consumer kept polling quietly after its password changed"),
+        }
+    };
+    assert!(consume_error.is_auth(), "{consume_error}");
+    assert!(front.stats().failures.load(Ordering::SeqCst) >= 2);
+}
+
 /// Secrets stay out of `Debug` output and log lines.
 #[test]
 fn secrets_appear_in_no_debug_output_or_log_line() {
