@@ -59,6 +59,7 @@ pub struct SaslFrontBuilder {
     session_lifetime: Option<Duration>,
     bad_server_signature: bool,
     pre_1_0: bool,
+    stall_logins: bool,
 }
 
 impl Default for SaslFrontBuilder {
@@ -76,6 +77,7 @@ impl Default for SaslFrontBuilder {
             session_lifetime: None,
             bad_server_signature: false,
             pre_1_0: false,
+            stall_logins: false,
         }
     }
 }
@@ -112,6 +114,13 @@ impl SaslFrontBuilder {
     /// handshake (and a failed login just closes the connection).
     pub fn pre_1_0(mut self, on: bool) -> Self {
         self.pre_1_0 = on;
+        self
+    }
+
+    /// Never answers SaslAuthenticate (a broker stuck mid-login): the
+    /// client must give up within `socket_connection_setup_timeout_ms`.
+    pub fn stall_logins(mut self, on: bool) -> Self {
+        self.stall_logins = on;
         self
     }
 
@@ -472,6 +481,7 @@ impl Conn {
                     self.send(Slot::Upstream(patch))?;
                 }
                 ApiKey::SASL_HANDSHAKE => self.handshake(&bytes, version)?,
+                ApiKey::SASL_AUTHENTICATE if self.shared.config.stall_logins => {}
                 ApiKey::SASL_AUTHENTICATE => self.authenticate(&bytes, version)?,
                 _ => match self.session {
                     None => return None,

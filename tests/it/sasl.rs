@@ -318,6 +318,25 @@ fn calls_queued_behind_a_failed_login_get_the_same_error_at_once() {
 }
 
 #[test]
+fn a_login_the_broker_never_answers_times_out() {
+    let (_stuck, t) = side_front(SaslFront::builder().stall_logins(true));
+    let client = Client::new(
+        sasl!(ClientConfig::builder(), t, "SCRAM-SHA-256")
+            .socket_connection_setup_timeout_ms(1_500)
+            .build()
+            .expect("config"),
+    )
+    .expect("client");
+    let e = client.refresh_metadata(None).expect_err("no answer");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.to_string().contains("SaslAuthenticate"), "{e}");
+    assert!(
+        e.to_string().contains("socket_connection_setup_timeout_ms"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_plaintext_client_at_a_sasl_listener_is_told_about_security_protocol() {
     let client = Client::new(
         ClientConfig::builder()
