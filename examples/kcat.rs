@@ -69,12 +69,24 @@ Options:
                          (-C/-G do not create missing topics unless
                          -X allow.auto.create.topics=true)
 
-SASL (with -X security.protocol=SASL_PLAINTEXT):
-  -X sasl.mechanism=<m>  PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (also sasl.mechanisms)
-  -X sasl.username=<u>   the user (also sasl.plain.username)
-  -X sasl.password=<p>   the password (also sasl.plain.password); never printed
   -q                     no progress notes on stderr
   -h                     this help
+
+Security (-X, kafka-python or Java/librdkafka names):
+  security.protocol=PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL
+  ssl.ca.location=<pem>              CA certificates (ssl_cafile; default: the
+                                     system trust store)
+  ssl.certificate.location=<pem>     client certificate for mTLS (ssl_certfile)
+  ssl.key.location=<pem>             its private key (ssl_keyfile)
+  ssl.key.password=<password>        opens an encrypted PKCS#8 key (ssl_password)
+  ssl.crl.location=<pem>             certificate revocation lists (ssl_crlfile)
+  ssl.endpoint.identification.algorithm=https|none
+                                     check the broker's host name (default https;
+                                     same as ssl_check_hostname=true|false)
+  sasl.mechanism=<m>                 PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+                                     (also sasl.mechanisms; sasl_mechanism)
+  sasl.username=<user>               (sasl_plain_username)
+  sasl.password=<password>           never printed (sasl_plain_password)
 
 Exit codes: 0 success, 1 runtime error, 2 usage error.";
 
@@ -373,6 +385,16 @@ fn boolean(key: &str, value: &str) -> Result<bool, Fail> {
     }
 }
 
+/// librdkafka's `ssl.endpoint.identification.algorithm`: `https` checks the
+/// host name, `none` (or empty) does not.
+fn endpoint_identification(key: &str, value: &str) -> Result<bool, Fail> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "https" => Ok(true),
+        "none" | "" => Ok(false),
+        _ => usage(format!("-X {key}={value}: expected https or none")),
+    }
+}
+
 /// The options every client has; anything else is a usage error.
 macro_rules! client_option {
     ($builder:expr, $key:expr, $value:expr, $given:expr, $what:expr) => {
@@ -397,6 +419,15 @@ macro_rules! client_option {
             "sasl_mechanism" | "sasl_mechanisms" => $builder.sasl_mechanism($value),
             "sasl_username" | "sasl_plain_username" => $builder.sasl_plain_username($value),
             "sasl_password" | "sasl_plain_password" => $builder.sasl_plain_password($value),
+            "ssl_cafile" | "ssl_ca_location" => $builder.ssl_cafile($value),
+            "ssl_certfile" | "ssl_certificate_location" => $builder.ssl_certfile($value),
+            "ssl_keyfile" | "ssl_key_location" => $builder.ssl_keyfile($value),
+            "ssl_password" | "ssl_key_password" => $builder.ssl_password($value),
+            "ssl_crlfile" | "ssl_crl_location" => $builder.ssl_crlfile($value),
+            "ssl_check_hostname" => $builder.ssl_check_hostname(boolean($given, $value)?),
+            "ssl_endpoint_identification_algorithm" => {
+                $builder.ssl_check_hostname(endpoint_identification($given, $value)?)
+            }
             _ => return usage(format!("-X {}: not a {} option", $given, $what)),
         }
     };

@@ -13,6 +13,9 @@
 //! `latency` sends one message at a time (linger 0) to partition 0 and
 //! reads it back with a fetch wait of `PEER_LATENCY_FETCH_WAIT_MS` (1 ms).
 //!
+//! Through TLS: `PEER_SECURITY_PROTOCOL=SSL PEER_SSL_CAFILE=<ca.pem>` (see
+//! `examples/tls_front.rs`).
+//!
 //! ```text
 //! cargo build --release --example peer
 //! CLIENT_CMD_kafka_blocking=target/release/examples/peer \
@@ -25,6 +28,21 @@ use std::time::{Duration, Instant};
 use kafka_blocking::consumer::Consumer;
 use kafka_blocking::producer::{Producer, Record};
 use kafka_blocking::Client;
+
+/// Applies `PEER_SECURITY_PROTOCOL` (e.g. `SSL`) and `PEER_SSL_CAFILE`
+/// (a PEM file) when set, for runs through a TLS front.
+macro_rules! secured {
+    ($builder:expr) => {{
+        let mut b = $builder;
+        if let Ok(p) = std::env::var("PEER_SECURITY_PROTOCOL") {
+            b = b.security_protocol(p);
+        }
+        if let Ok(f) = std::env::var("PEER_SSL_CAFILE") {
+            b = b.ssl_cafile(f);
+        }
+        b
+    }};
+}
 
 const LINGER_MS: i64 = 5;
 const BATCH_BYTES: i64 = 1 << 20;
@@ -202,8 +220,7 @@ impl Report {
 }
 
 fn partitions_of(a: &Args) -> usize {
-    let config = kafka_blocking::ClientConfig::builder()
-        .bootstrap_servers(&a.bootstrap)
+    let config = secured!(kafka_blocking::ClientConfig::builder().bootstrap_servers(&a.bootstrap))
         .build()
         .unwrap_or_else(|e| fail(e));
     let client = Client::new(config).unwrap_or_else(|e| fail(e));
@@ -227,8 +244,7 @@ fn fail(e: kafka_blocking::Error) -> ! {
 }
 
 fn produce(a: &Args) -> Report {
-    let producer = Producer::builder()
-        .bootstrap_servers(&a.bootstrap)
+    let producer = secured!(Producer::builder().bootstrap_servers(&a.bootstrap))
         .client_id("peer-kafka-blocking")
         .acks(1)
         .enable_idempotence(false)
@@ -289,8 +305,7 @@ fn produce(a: &Args) -> Report {
 /// reads COUNT records; the timer runs from assignment to the last record.
 fn consume(a: &Args) -> Report {
     let parts = partitions_of(a);
-    let mut consumer = Consumer::builder()
-        .bootstrap_servers(&a.bootstrap)
+    let mut consumer = secured!(Consumer::builder().bootstrap_servers(&a.bootstrap))
         .client_id("peer-kafka-blocking")
         .auto_offset_reset("earliest")
         .consumer_timeout_ms(30_000)
@@ -345,8 +360,7 @@ fn latency(a: &Args) -> Report {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let producer = Producer::builder()
-        .bootstrap_servers(&a.bootstrap)
+    let producer = secured!(Producer::builder().bootstrap_servers(&a.bootstrap))
         .client_id("peer-kafka-blocking")
         .acks(1)
         .enable_idempotence(false)
@@ -354,8 +368,7 @@ fn latency(a: &Args) -> Report {
         .compression_type(a.compression.as_str())
         .build()
         .unwrap_or_else(|e| fail(e));
-    let mut consumer = Consumer::builder()
-        .bootstrap_servers(&a.bootstrap)
+    let mut consumer = secured!(Consumer::builder().bootstrap_servers(&a.bootstrap))
         .client_id("peer-kafka-blocking")
         .auto_offset_reset("earliest")
         .fetch_max_wait_ms(fetch_wait)

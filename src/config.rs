@@ -6,10 +6,12 @@
 //! the offending key.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::net::sasl::{OAuthBearerTokenProvider, ProviderSlot, SaslConfig, SaslSettings, Secret};
+use crate::net::sasl::{OAuthBearerTokenProvider, ProviderSlot, SaslConfig, SaslSettings};
 
 /// The default Kafka port, used when a bootstrap server has none.
 pub const DEFAULT_PORT: u16 = 9092;
@@ -39,10 +41,18 @@ impl BrokerAddress {
         if s.is_empty() {
             return Err(bad("empty address"));
         }
-        let s_no_scheme = s
-            .strip_prefix("PLAINTEXT://")
-            .or_else(|| s.strip_prefix("tcp://"))
-            .unwrap_or(s);
+        // Listener-style addresses (`SSL://host:9093`) as copied from a
+        // broker's configuration; security comes from `security_protocol`.
+        let s_no_scheme = [
+            "PLAINTEXT://",
+            "SSL://",
+            "SASL_SSL://",
+            "SASL_PLAINTEXT://",
+            "tcp://",
+        ]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
+        .unwrap_or(s);
         let (host, port) = if let Some(rest) = s_no_scheme.strip_prefix('[') {
             let (host, after) = rest
                 .split_once(']')
@@ -116,16 +126,22 @@ impl fmt::Debug for BrokerAddress {
 
 /// How connections are secured (kafka-python's `security_protocol`).
 ///
-/// TLS and SASL plug in at the connection's handshake step (see the
-/// README's design section).
+/// TLS is the connection's transport (`SSL`, crate feature `tls`); SASL
+/// plugs in at the connection's handshake step (see the README's design
+/// section).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecurityProtocol {
     /// Unencrypted, unauthenticated TCP.
     #[default]
     Plaintext,
+    /// TLS (crate feature `tls`), configured by the `ssl_*` options.
+    Ssl,
     /// SASL authentication (`sasl_mechanism`) over unencrypted TCP.
     SaslPlaintext,
+    /// SASL authentication over TLS (crate feature `tls`; the `ssl_*` and
+    /// `sasl_*` options).
+    SaslSsl,
 }
 
 impl SecurityProtocol {
@@ -133,15 +149,237 @@ impl SecurityProtocol {
     pub fn name(self) -> &'static str {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
             SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
     }
 
     /// Whether connections log in with SASL.
     pub fn uses_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
+
+// ---- TLS options (security_protocol=SSL) -------------------------------
+// Kept together so the SASL options can sit beside them without conflicts.
+
+impl SecurityProtocol {
+    /// Whether connections run over TLS (`SSL` and `SASL_SSL`).
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// A secret (a password) whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl Secret {
+    pub(crate) fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A ready rustls configuration handed in with `ssl_context`.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct SslContext(Arc<rustls::ClientConfig>);
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for SslContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<rustls::ClientConfig>")
+    }
+}
+
+/// The `ssl_*` settings of a builder, before checking.
+#[derive(Clone, Debug, Default)]
+struct SslOptions {
+    cafile: Option<PathBuf>,
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    crlfile: Option<PathBuf>,
+    password: Option<Secret>,
+    check_hostname: Option<bool>,
+    #[cfg(feature = "tls")]
+    context: Option<SslContext>,
+}
+
+/// What a built config keeps of TLS.
+#[cfg(feature = "tls")]
+type TlsSetting = Option<crate::net::tls::TlsConfig>;
+#[cfg(not(feature = "tls"))]
+type TlsSetting = ();
+
+impl SslOptions {
+    /// The keys that are set, by their kafka-python names.
+    fn keys_set(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        for (key, set) in [
+            ("ssl_cafile", self.cafile.is_some()),
+            ("ssl_certfile", self.certfile.is_some()),
+            ("ssl_keyfile", self.keyfile.is_some()),
+            ("ssl_crlfile", self.crlfile.is_some()),
+            ("ssl_password", self.password.is_some()),
+            ("ssl_check_hostname", self.check_hostname.is_some()),
+        ] {
+            if set {
+                keys.push(key);
+            }
+        }
+        #[cfg(feature = "tls")]
+        if self.context.is_some() {
+            keys.push("ssl_context");
+        }
+        keys
+    }
+
+    /// Checks the combination and, for TLS, reads the files.
+    fn build(&self, protocol: SecurityProtocol) -> Result<TlsSetting> {
+        let keys = self.keys_set();
+        if !protocol.uses_tls() {
+            if let Some(key) = keys.first() {
+                return Err(Error::config(
+                    key,
+                    format!("is set but security_protocol is {}, which does not use TLS: set security_protocol=SSL (or SASL_SSL), or remove {key}", protocol.name()),
+                ));
+            }
+            #[cfg(feature = "tls")]
+            return Ok(None);
+            #[cfg(not(feature = "tls"))]
+            return Ok(());
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            Err(Error::config(
+                "security_protocol",
+                "SSL needs the crate's `tls` feature: kafka-blocking = { version = \"*\", features = [\"tls\"] }",
+            ))
+        }
+        #[cfg(feature = "tls")]
+        {
+            use crate::net::tls::{TlsConfig, TlsFiles};
+            if let Some(ctx) = &self.context {
+                if let Some(key) = keys.iter().find(|k| **k != "ssl_context") {
+                    return Err(Error::config(
+                        key,
+                        "cannot be combined with ssl_context: configure the rustls::ClientConfig instead",
+                    ));
+                }
+                return Ok(Some(TlsConfig::from_context(Arc::clone(&ctx.0))));
+            }
+            if self.keyfile.is_some() && self.certfile.is_none() {
+                return Err(Error::config(
+                    "ssl_keyfile",
+                    "is set without ssl_certfile: a client certificate needs both",
+                ));
+            }
+            if self.password.is_some() && self.certfile.is_none() {
+                return Err(Error::config(
+                    "ssl_password",
+                    "is set without ssl_certfile and ssl_keyfile: it opens an encrypted client key",
+                ));
+            }
+            let files = TlsFiles {
+                cafile: self.cafile.as_deref(),
+                certfile: self.certfile.as_deref(),
+                keyfile: self.keyfile.as_deref(),
+                crlfile: self.crlfile.as_deref(),
+                password: self.password.as_ref().map(|p| p.0.as_str()),
+                check_hostname: self.check_hostname.unwrap_or(true),
+            };
+            TlsConfig::from_files(&files).map(Some)
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The transport every connection of a client with this config uses.
+    pub(crate) fn transport(&self) -> Arc<dyn crate::net::Transport> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return Arc::new(crate::net::tls::TlsTransport {
+                config: Arc::clone(&tls.rustls),
+            });
+        }
+        Arc::new(crate::net::TcpTransport)
+    }
+}
+
+impl ClientConfigBuilder {
+    /// `ssl_cafile`: a PEM file of the CA certificates that signed the
+    /// brokers' certificates (`security_protocol=SSL`). Unset, the system's
+    /// trust store is used, as kafka-python does.
+    pub fn ssl_cafile(mut self, path: impl AsRef<Path>) -> Self {
+        self.ssl.cafile = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `ssl_certfile`: a PEM file with this client's certificate (and its
+    /// chain) for brokers that require client certificates (mTLS). The key
+    /// may be in the same file or in `ssl_keyfile`.
+    pub fn ssl_certfile(mut self, path: impl AsRef<Path>) -> Self {
+        self.ssl.certfile = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `ssl_keyfile`: a PEM file with the private key of `ssl_certfile`
+    /// (PKCS#8, PKCS#1 or SEC1; an `ENCRYPTED PRIVATE KEY` needs
+    /// `ssl_password`).
+    pub fn ssl_keyfile(mut self, path: impl AsRef<Path>) -> Self {
+        self.ssl.keyfile = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `ssl_password`: the password of an encrypted PKCS#8 key (PBES2 with
+    /// AES, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes). Never shown
+    /// in `Debug` output or errors.
+    pub fn ssl_password(mut self, password: impl Into<String>) -> Self {
+        self.ssl.password = Some(Secret(password.into()));
+        self
+    }
+
+    /// `ssl_crlfile`: a PEM file of certificate revocation lists; a broker
+    /// certificate listed there is refused.
+    pub fn ssl_crlfile(mut self, path: impl AsRef<Path>) -> Self {
+        self.ssl.crlfile = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// `ssl_check_hostname`: check that the broker's certificate is valid
+    /// for the host name connected to (default true). `false` still checks
+    /// the chain, expiry and revocation.
+    pub fn ssl_check_hostname(mut self, check: bool) -> Self {
+        self.ssl.check_hostname = Some(check);
+        self
+    }
+
+    /// `ssl_context`: a ready `rustls::ClientConfig` used as it is, for
+    /// anything the `ssl_*` options do not cover (kafka-python's
+    /// `ssl_context`). Not combinable with the other `ssl_*` options.
+    #[cfg(feature = "tls")]
+    pub fn ssl_context(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.ssl.context = Some(SslContext(config));
+        self
+    }
+}
+
+// ---- end of TLS options ------------------------------------------------
 
 /// Options every client shares. Build one with [`ClientConfig::builder`].
 ///
@@ -172,6 +410,9 @@ pub struct ClientConfig {
     pub(crate) api_version: Option<(u16, u16, u16)>,
     pub(crate) security_protocol: SecurityProtocol,
     pub(crate) sasl: Option<SaslConfig>,
+    /// The TLS configuration when `security_protocol` uses TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: TlsSetting,
 }
 
 impl ClientConfig {
@@ -243,6 +484,8 @@ impl Default for ClientConfig {
             api_version: None,
             security_protocol: SecurityProtocol::Plaintext,
             sasl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -267,6 +510,7 @@ pub struct ClientConfigBuilder {
     api_version: Option<String>,
     security_protocol: Option<String>,
     sasl: SaslSettings,
+    ssl: SslOptions,
 }
 
 fn millis(key: &str, v: Option<i64>, default: Duration, min: i64) -> Result<Duration> {
@@ -369,8 +613,9 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// `security_protocol`: `PLAINTEXT` (default) or `SASL_PLAINTEXT`
-    /// (log in with `sasl_mechanism`).
+    /// `security_protocol`: `PLAINTEXT` (default), `SSL` (TLS, crate
+    /// feature `tls`; see the `ssl_*` options), `SASL_PLAINTEXT` (log in
+    /// with `sasl_mechanism`) or `SASL_SSL` (both).
     pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
         self.security_protocol = Some(protocol.into());
         self
@@ -501,14 +746,18 @@ impl ClientConfigBuilder {
         let security_protocol = match self.security_protocol.as_deref() {
             None => SecurityProtocol::Plaintext,
             Some(p) if p.eq_ignore_ascii_case("PLAINTEXT") => SecurityProtocol::Plaintext,
+            Some(p) if p.eq_ignore_ascii_case("SSL") => SecurityProtocol::Ssl,
             Some(p) if p.eq_ignore_ascii_case("SASL_PLAINTEXT") => SecurityProtocol::SaslPlaintext,
+            Some(p) if p.eq_ignore_ascii_case("SASL_SSL") => SecurityProtocol::SaslSsl,
             Some(p) => {
                 return Err(Error::config(
                     "security_protocol",
-                    format!("`{p}` is not supported yet; use PLAINTEXT or SASL_PLAINTEXT"),
+                    format!("`{p}` is not a security protocol; use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
                 ))
             }
         };
+        #[cfg_attr(not(feature = "tls"), allow(clippy::let_unit_value, unused_variables))]
+        let tls = self.ssl.build(security_protocol)?;
         let sasl = self.sasl.build(security_protocol)?;
         Ok(ClientConfig {
             bootstrap_servers,
@@ -525,6 +774,8 @@ impl ClientConfigBuilder {
             api_version,
             security_protocol,
             sasl,
+            #[cfg(feature = "tls")]
+            tls,
         })
     }
 }
@@ -641,6 +892,42 @@ macro_rules! client_options {
             self.client = self.client.sasl_oauth_token_provider(provider);
             self
         }
+        /// `ssl_cafile`: see [`ClientConfigBuilder::ssl_cafile`](crate::ClientConfigBuilder::ssl_cafile).
+        pub fn ssl_cafile(mut self, path: impl AsRef<std::path::Path>) -> Self {
+            self.client = self.client.ssl_cafile(path);
+            self
+        }
+        /// `ssl_certfile`: see [`ClientConfigBuilder::ssl_certfile`](crate::ClientConfigBuilder::ssl_certfile).
+        pub fn ssl_certfile(mut self, path: impl AsRef<std::path::Path>) -> Self {
+            self.client = self.client.ssl_certfile(path);
+            self
+        }
+        /// `ssl_keyfile`: see [`ClientConfigBuilder::ssl_keyfile`](crate::ClientConfigBuilder::ssl_keyfile).
+        pub fn ssl_keyfile(mut self, path: impl AsRef<std::path::Path>) -> Self {
+            self.client = self.client.ssl_keyfile(path);
+            self
+        }
+        /// `ssl_password`: see [`ClientConfigBuilder::ssl_password`](crate::ClientConfigBuilder::ssl_password).
+        pub fn ssl_password(mut self, password: impl Into<String>) -> Self {
+            self.client = self.client.ssl_password(password);
+            self
+        }
+        /// `ssl_crlfile`: see [`ClientConfigBuilder::ssl_crlfile`](crate::ClientConfigBuilder::ssl_crlfile).
+        pub fn ssl_crlfile(mut self, path: impl AsRef<std::path::Path>) -> Self {
+            self.client = self.client.ssl_crlfile(path);
+            self
+        }
+        /// `ssl_check_hostname`: see [`ClientConfigBuilder::ssl_check_hostname`](crate::ClientConfigBuilder::ssl_check_hostname).
+        pub fn ssl_check_hostname(mut self, check: bool) -> Self {
+            self.client = self.client.ssl_check_hostname(check);
+            self
+        }
+        /// `ssl_context`: see [`ClientConfigBuilder::ssl_context`](crate::ClientConfigBuilder::ssl_context).
+        #[cfg(feature = "tls")]
+        pub fn ssl_context(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+            self.client = self.client.ssl_context(config);
+            self
+        }
     };
 }
 pub(crate) use client_options;
@@ -670,6 +957,10 @@ mod tests {
         assert_eq!(
             BrokerAddress::parse("PLAINTEXT://h:1").unwrap(),
             BrokerAddress::new("h", 1)
+        );
+        assert_eq!(
+            BrokerAddress::parse("SSL://h:9093").unwrap(),
+            BrokerAddress::new("h", 9093)
         );
         for bad in ["", "h:0", "h:x", "h:70000", ":9092", "[::1"] {
             let e = BrokerAddress::parse(bad).unwrap_err();
@@ -727,7 +1018,7 @@ mod tests {
             ),
             (ClientConfig::builder().api_version("two"), "api_version"),
             (
-                ClientConfig::builder().security_protocol("NOPE"),
+                ClientConfig::builder().security_protocol("SASL_GSSAPI"),
                 "security_protocol",
             ),
             (

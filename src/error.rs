@@ -37,6 +37,12 @@ pub enum ErrorKind {
     Protocol,
     /// A record batch failed its CRC check.
     Corrupt,
+    /// TLS failed: the broker's certificate is not trusted, has expired or
+    /// does not match its name, the broker refused this client's
+    /// certificate, or one side does not speak TLS (`security_protocol`
+    /// does not match the listener). The message names the broker and the
+    /// fix. Not retriable: the next attempt fails the same way.
+    Tls,
     /// The broker answered with a Kafka error code; see [`Error::kafka_code`].
     Broker,
     /// The broker and this client share no version of an API.
@@ -163,8 +169,13 @@ impl Error {
         e
     }
 
-    /// An I/O failure, with what we were doing.
+    /// An I/O failure, with what we were doing. A crate error carried
+    /// inside the `io::Error` (a TLS failure from the transport) comes back
+    /// out with its own kind.
     pub fn io(context: impl Into<String>, err: std::io::Error) -> Error {
+        if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+            return inner.clone().context(context.into());
+        }
         let kind = match err.kind() {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
             _ => ErrorKind::Io,
@@ -233,6 +244,14 @@ impl Error {
     /// ([`ErrorKind::Authorization`]).
     pub fn is_authorization(&self) -> bool {
         self.inner.kind == ErrorKind::Authorization
+    }
+
+    /// Whether every new connection would fail the same way (TLS: an
+    /// untrusted or mismatched certificate, a listener speaking the other
+    /// protocol; SASL: a refused login), so loops that retry connections
+    /// report it instead.
+    pub(crate) fn repeats_on_reconnect(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Tls | ErrorKind::Authentication)
     }
 
     /// The topic this error concerns, if any.

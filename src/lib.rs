@@ -290,8 +290,15 @@
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
 //! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
-//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SASL_PLAINTEXT`; `SSL`, `SASL_SSL`: not yet |
-//! | `ssl_context`, `ssl_check_hostname`, `ssl_cafile`, `ssl_certfile`, `ssl_keyfile`, `ssl_crlfile`, `ssl_password`, `ssl_ciphers` | PCA | — | | TLS: not yet |
+//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`), `SASL_PLAINTEXT`, `SASL_SSL` (feature `tls`) |
+//! | `ssl_cafile` | PCA | `ssl_cafile` | system trust store | PEM bundle of the CAs that signed the brokers' certificates |
+//! | `ssl_certfile` | PCA | `ssl_certfile` | none | client certificate (PEM) for mTLS; may also hold the key |
+//! | `ssl_keyfile` | PCA | `ssl_keyfile` | the key in `ssl_certfile` | PKCS#8, PKCS#1 or SEC1 PEM |
+//! | `ssl_password` | PCA | `ssl_password` | none | opens an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2/AES); never shown in `Debug` or errors |
+//! | `ssl_check_hostname` | PCA | `ssl_check_hostname` | `true` | `false` still checks the chain, dates and CRLs |
+//! | `ssl_crlfile` | PCA | `ssl_crlfile` | none | PEM CRLs; a listed broker certificate is refused |
+//! | `ssl_context` | PCA | `ssl_context` | | an `Arc<rustls::ClientConfig>` used as is (not combinable with the other `ssl_*`) |
+//! | `ssl_ciphers` | PCA | — | rustls' safe defaults | choose suites through `ssl_context` |
 //! | `sasl_mechanism` | PCA | `sasl_mechanism` | none (required with `SASL_*`) | `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (feature `scram`), `OAUTHBEARER`; `GSSAPI`, `AWS_MSK_IAM` fail at `build()` saying what to use instead |
 //! | `sasl_plain_username`, `sasl_plain_password` | PCA | `sasl_plain_username`, `sasl_plain_password` | | PLAIN and SCRAM; the password never appears in `Debug`, errors or logs |
 //! | `sasl_oauth_token_provider` | PCA | `sasl_oauth_token_provider` | | an [`OAuthBearerTokenProvider`]; [`UnsecuredJwtProvider`] for development brokers only; asked again at 80 % of a token's lifetime |
@@ -354,7 +361,8 @@
 //!
 //! * [`Error::kind`] — an [`ErrorKind`]: `Config` and `InvalidArgument`
 //!   (fix the program), `Io`/`Disconnected`/`Timeout` (the network),
-//!   `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
+//!   `Tls` (certificates, or `security_protocol` not matching the listener;
+//!   not retriable), `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
 //!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, `Authentication`
 //!   (the SASL login failed: [`Error::is_auth`]) and `Authorization` (an
 //!   ACL is missing: [`Error::is_authorization`]), ...
@@ -445,7 +453,7 @@
 //! | KIP-848 (`group.protocol=consumer`) | yes | — | yes (GA since librdkafka 2.12) | preview in librdkafka 2.10 | — |
 //! | compression | gzip, snappy, lz4, zstd | gzip; snappy, lz4, zstd with optional packages | gzip, snappy, lz4, zstd | gzip, snappy, lz4; zstd with the `zstd` feature | gzip, snappy |
 //! | admin client | topics, partitions, configs, groups and offsets, records, cluster, ACLs | yes (`KafkaAdminClient`) | yes (`AdminClient`) | yes (`AdminClient`, async) | — |
-//! | TLS / SASL | SASL: PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, re-authentication (KIP-368); TLS: not yet | yes | yes | yes (`ssl`, `gssapi` features) | TLS (OpenSSL); no SASL |
+//! | TLS / SASL | TLS (rustls, feature `tls`); SASL: PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, re-authentication (KIP-368) | yes | yes | yes (`ssl`, `gssapi` features) | TLS (OpenSSL); no SASL |
 //!
 //! The peer benchmark (`../shared/bench/peers`) found that kafka 0.10
 //! cannot produce to or consume from a current broker that stores v2
@@ -481,11 +489,17 @@ mod error;
 mod group;
 mod hash;
 mod net;
+mod partition;
 pub mod producer;
 pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+/// The rustls version this crate is built with (feature `tls`), for
+/// [`ClientConfigBuilder::ssl_context`].
+#[cfg(feature = "tls")]
+pub use rustls;
 
 pub use crate::admin::AdminClient;
 pub use crate::bytes::Bytes;
@@ -493,9 +507,10 @@ pub use crate::client::{Client, VersionInfo};
 pub use crate::config::{
     BrokerAddress, ClientConfig, ClientConfigBuilder, SecurityProtocol, DEFAULT_PORT,
 };
-pub use crate::consumer::{Consumer, Message, OffsetAndMetadata, TopicPartition};
+pub use crate::consumer::{Consumer, Message};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::net::sasl::{
     OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, UnsecuredJwtProvider,
 };
+pub use crate::partition::{OffsetAndMetadata, TopicPartition};
 pub use crate::producer::{Producer, Record};

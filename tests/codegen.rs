@@ -14,7 +14,7 @@
 //!
 //! The generator links the crate, so it cannot run while the committed
 //! output does not compile (after a change to a helper in
-//! `src/protocol/primitives.rs` that it calls, say). Then replace
+//! `src/protocol/primitives/` or `src/protocol/api.rs` that it calls, say). Then replace
 //! `src/protocol/messages/mod.rs` with this stub, which compiles none of the
 //! generated modules, and regenerate:
 //!
@@ -1509,14 +1509,18 @@ fn gen_module(schema: &Schema) -> String {
     }
 
     let mut imports = Vec::new();
-    let protocol: Vec<&str> = ["ApiKey", "Message", "Request"]
-        .into_iter()
-        .filter(|n| uses_word(&body, n))
-        .collect();
-    imports.push(format!("use crate::protocol::{{{}}};", protocol.join(", ")));
-    let mut prims: Vec<&str> = [
+    let protocol: Vec<&str> = [
         "check_decode_version",
         "check_encode_version",
+        "ApiKey",
+        "Message",
+        "Request",
+    ]
+    .into_iter()
+    .filter(|n| uses_word(&body, n))
+    .collect();
+    imports.push(format!("use crate::protocol::{{{}}};", protocol.join(", ")));
+    let mut prims: Vec<&str> = [
         "field_not_in_version",
         "no_tagged_fields",
         "non_null",

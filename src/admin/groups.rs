@@ -8,8 +8,9 @@ use super::{
     COORDINATOR_RETRY,
 };
 use crate::bytes::Bytes;
-use crate::consumer::offsets::{by_topic, commit_request, fetch_request, fetch_rows, Member};
+use crate::consumer::offsets::{by_topic, commit_request, fetch_request, fetch_rows};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group::Member;
 use crate::protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };

@@ -46,7 +46,7 @@ use crate::config::{client_options, ClientConfig, ClientConfigBuilder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{ErrorCode, Request};
 
-pub use crate::consumer::{OffsetAndMetadata, TopicPartition};
+pub use crate::partition::{OffsetAndMetadata, TopicPartition};
 
 /// A Kafka admin client. Cheap to clone, `Send + Sync`; clones share the
 /// metadata and the broker connections.

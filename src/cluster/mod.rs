@@ -19,7 +19,7 @@ pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata
 
 use crate::config::{BrokerAddress, ClientConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::{Connection, ConnectionOptions, TcpTransport, Transport};
+use crate::net::{Connection, ConnectionOptions, Transport};
 use crate::protocol::messages::metadata_request::MetadataRequestTopic;
 use crate::protocol::messages::MetadataRequest;
 use crate::protocol::ErrorCode;
@@ -93,7 +93,7 @@ impl Cluster {
         let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
         Arc::new(Cluster {
             name: format!("{n}"),
-            transport: Arc::new(TcpTransport),
+            transport: config.transport(),
             snapshot: RwLock::new(Arc::new(ClusterMetadata::empty())),
             snapshot_version: AtomicU64::new(0),
             pool: Mutex::new(HashMap::new()),
@@ -287,9 +287,9 @@ impl Cluster {
                     continue
                 }
                 Ok(_) => {}
-                // A refused login or a missing ACL will not change by
-                // waiting: say so now rather than time out.
-                Err(e) if e.is_auth() || e.is_authorization() => return Err(e),
+                // A refused login, a TLS failure or a missing ACL repeats
+                // itself: report it now rather than retrying until the deadline.
+                Err(e) if e.repeats_on_reconnect() || e.is_authorization() => return Err(e),
                 Err(e) => last_err = Some(e),
             }
             let pause = self

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::config::{client_options, ClientConfig, ClientConfigBuilder};
 use crate::error::{Error, Result};
+use crate::group::GroupConfig;
+pub use crate::group::{AssignmentStrategy, GroupProtocol};
 
 /// What to do when a partition has no committed offset, or its position is
 /// out of range (kafka-python's `auto_offset_reset`).
@@ -47,84 +49,6 @@ impl IsolationLevel {
             IsolationLevel::ReadUncommitted => 0,
             IsolationLevel::ReadCommitted => 1,
         }
-    }
-}
-
-/// The consumer group protocol (`group_protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GroupProtocol {
-    /// JoinGroup/SyncGroup/Heartbeat with client-side assignment (the
-    /// default; every broker).
-    Classic,
-    /// KIP-848: the broker assigns partitions through ConsumerGroupHeartbeat
-    /// (Kafka 4.0+). When the coordinator does not offer that API the
-    /// consumer falls back to `classic` and logs a warning.
-    Consumer,
-}
-
-/// A partition assignment strategy of the classic protocol, with the names
-/// the Java client and kafka-python put on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AssignmentStrategy {
-    /// `range`: per topic, consecutive partition ranges to members sorted
-    /// by id (eager).
-    Range,
-    /// `roundrobin`: all partitions dealt one by one to the members (eager).
-    RoundRobin,
-    /// `sticky`: balanced, keeping as many previous owners as possible
-    /// (eager: every partition is revoked at each rebalance).
-    Sticky,
-    /// `cooperative-sticky`: as `sticky`, but only partitions that move are
-    /// revoked (incremental cooperative rebalancing).
-    CooperativeSticky,
-}
-
-impl AssignmentStrategy {
-    /// The protocol name sent in JoinGroup.
-    pub fn name(self) -> &'static str {
-        match self {
-            AssignmentStrategy::Range => "range",
-            AssignmentStrategy::RoundRobin => "roundrobin",
-            AssignmentStrategy::Sticky => "sticky",
-            AssignmentStrategy::CooperativeSticky => "cooperative-sticky",
-        }
-    }
-
-    /// Whether this strategy supports the cooperative rebalance protocol.
-    pub fn is_cooperative(self) -> bool {
-        self == AssignmentStrategy::CooperativeSticky
-    }
-
-    /// Parses a protocol name, a Java class name, or a kafka-python class
-    /// name.
-    pub fn parse(s: &str) -> Option<AssignmentStrategy> {
-        let s = s.trim();
-        let short = s.rsplit('.').next().unwrap_or(s).to_ascii_lowercase();
-        match short.as_str() {
-            "range" | "rangeassignor" | "rangepartitionassignor" => Some(AssignmentStrategy::Range),
-            "roundrobin" | "round_robin" | "roundrobinassignor" | "roundrobinpartitionassignor" => {
-                Some(AssignmentStrategy::RoundRobin)
-            }
-            "sticky" | "stickyassignor" | "stickypartitionassignor" => {
-                Some(AssignmentStrategy::Sticky)
-            }
-            "cooperative-sticky" | "cooperative_sticky" | "cooperativestickyassignor" => {
-                Some(AssignmentStrategy::CooperativeSticky)
-            }
-            _ => None,
-        }
-    }
-
-    /// Looks a strategy up by its protocol name.
-    pub(crate) fn from_name(name: &str) -> Option<AssignmentStrategy> {
-        [
-            AssignmentStrategy::Range,
-            AssignmentStrategy::RoundRobin,
-            AssignmentStrategy::Sticky,
-            AssignmentStrategy::CooperativeSticky,
-        ]
-        .into_iter()
-        .find(|a| a.name() == name)
     }
 }
 
@@ -220,6 +144,24 @@ impl ConsumerConfig {
     /// `group_protocol`.
     pub fn group_protocol(&self) -> GroupProtocol {
         self.group_protocol
+    }
+
+    /// The group thread's settings, when there is a `group_id`.
+    pub(crate) fn group_config(&self) -> Option<GroupConfig> {
+        Some(GroupConfig {
+            client: self.client.clone(),
+            group_id: self.group_id.clone()?,
+            group_instance_id: self.group_instance_id.clone(),
+            enable_auto_commit: self.enable_auto_commit,
+            auto_commit_interval: self.auto_commit_interval,
+            max_poll_interval: self.max_poll_interval,
+            session_timeout: self.session_timeout,
+            heartbeat_interval: self.heartbeat_interval,
+            assignors: self.assignors.clone(),
+            group_protocol: self.group_protocol,
+            group_remote_assignor: self.group_remote_assignor.clone(),
+            client_rack: self.client_rack.clone(),
+        })
     }
 }
 

@@ -8,8 +8,9 @@
 use std::collections::{HashSet, VecDeque};
 
 use crate::consumer::fetcher::PartitionData;
-use crate::consumer::message::{Message, TopicPartition};
+use crate::consumer::message::Message;
 use crate::error::{Error, Result};
+use crate::partition::TopicPartition;
 use crate::records::{ControlType, ReadOptions, RecordBatches, Records, TimestampType};
 
 /// The unread part of one partition's fetched records.

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::consumer::message::TopicPartition;
+use crate::partition::TopicPartition;
 use crate::protocol::Uuid;
 
 /// What the broker has been told about one partition of the session.

@@ -51,6 +51,16 @@ pub(crate) struct Metrics {
     pub(crate) heartbeats: AtomicU64,
 }
 
+impl crate::group::GroupMetrics for Metrics {
+    fn rebalanced(&self) {
+        Metrics::add(&self.rebalances, 1);
+    }
+
+    fn heartbeat(&self) {
+        Metrics::add(&self.heartbeats, 1);
+    }
+}
+
 impl Metrics {
     pub(crate) fn fetch_done(&self, latency: Duration, bytes: u64) {
         let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::message::{OffsetAndMetadata, OffsetAndTimestamp, TopicPartition};
+use super::message::OffsetAndTimestamp;
 use crate::cluster::{Cluster, Purpose};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group::Member;
+use crate::partition::{OffsetAndMetadata, TopicPartition};
 use crate::protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use crate::protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -186,38 +188,15 @@ pub(crate) fn list_offsets(
         if !retry.is_empty() {
             cluster.request_update();
             std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-            match cluster.maybe_refresh() {
-                // A refused login will not change by retrying.
-                Err(e) if e.is_auth() || e.is_authorization() => return Err(e),
-                _ => {}
+            if let Err(e) = cluster.maybe_refresh() {
+                if e.repeats_on_reconnect() {
+                    return Err(e);
+                }
             }
         }
         todo = retry;
     }
     Ok(out)
-}
-
-/// Who commits or asks: the group and, when a member, its identity.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Member {
-    pub(crate) group_id: String,
-    pub(crate) member_id: String,
-    /// The generation (classic) or member epoch (KIP-848); -1 outside.
-    pub(crate) generation: i32,
-    pub(crate) instance_id: Option<String>,
-}
-
-impl Member {
-    /// A client outside the group (generation -1, no member id), as the
-    /// admin client commits and asks.
-    pub(crate) fn outsider(group_id: &str) -> Member {
-        Member {
-            group_id: group_id.to_owned(),
-            member_id: String::new(),
-            generation: -1,
-            instance_id: None,
-        }
-    }
 }
 
 /// The OffsetFetch request in `version` for `member`'s group: the

@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::message::{OffsetAndMetadata, TopicPartition};
 use super::offsets::{fetch_committed, list_offsets, EARLIEST, LATEST};
 use super::AutoOffsetReset;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::group::GroupHandle;
+use crate::partition::{OffsetAndMetadata, TopicPartition};
 
 /// What a lookup needs, owned, so it can run on any thread.
 #[derive(Clone)]

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::protocol;
-use crate::consumer::{AssignmentStrategy, TopicPartition};
+use super::AssignmentStrategy;
+use crate::partition::TopicPartition;
 
 /// What the leader knows about one member.
 #[derive(Debug, Clone)]

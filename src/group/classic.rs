@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::assignor::{self, Member};
 use super::protocol::{self, Subscription};
+use super::AssignmentStrategy;
 use super::{GroupEvent, Runner};
 use crate::cluster::TopicSelection;
-use crate::consumer::metrics::Metrics;
-use crate::consumer::{AssignmentStrategy, TopicPartition};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::Connection;
+use crate::partition::TopicPartition;
 use crate::protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use crate::protocol::messages::join_group_response::JoinGroupResponseMember;
 use crate::protocol::messages::leave_group_request::MemberIdentity;
@@ -437,7 +437,7 @@ impl Classic {
         self.needs_join = false;
         self.next_heartbeat = Instant::now() + r.cfg.heartbeat_interval;
         r.set_member(&self.member_id, self.generation);
-        Metrics::add(&r.metrics.rebalances, 1);
+        r.metrics.rebalanced();
         log::info!(
             "group `{}` generation {}: {} partition(s) assigned, {} added, {} revoked",
             r.group_id,
@@ -561,7 +561,7 @@ impl Classic {
             }
         };
         match ErrorCode(answer.error_code) {
-            ErrorCode::NONE => Metrics::add(&r.metrics.heartbeats, 1),
+            ErrorCode::NONE => r.metrics.heartbeat(),
             ErrorCode::REBALANCE_IN_PROGRESS => {
                 log::debug!("group `{}`: rebalance in progress; rejoining", r.group_id);
                 self.needs_join = true;

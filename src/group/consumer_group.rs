@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::{GroupEvent, Runner};
 use crate::cluster::TopicSelection;
-use crate::consumer::metrics::Metrics;
-use crate::consumer::TopicPartition;
 use crate::error::Error;
 use crate::net::Connection;
+use crate::partition::TopicPartition;
 use crate::protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use crate::protocol::messages::ConsumerGroupHeartbeatRequest;
 use crate::protocol::{ErrorCode, Uuid};
@@ -216,7 +215,7 @@ impl Member848 {
             return;
         }
         self.owned = new;
-        Metrics::add(&r.metrics.rebalances, 1);
+        r.metrics.rebalanced();
         // The next heartbeat after the acknowledgement reports the new
         // ownership (the run loop sends it at once).
         r.emit_for_ack(GroupEvent::Assigned { added, revoked });
@@ -317,7 +316,7 @@ impl Member848 {
                 return;
             }
         }
-        Metrics::add(&r.metrics.heartbeats, 1);
+        r.metrics.heartbeat();
         if let Some(id) = answer.member_id {
             self.member_id = id;
         }

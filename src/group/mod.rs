@@ -18,61 +18,49 @@
 //!        ▲                                            │
 //!        └── Revoke / Assigned / Lost / CommitDue ────┘
 //! ```
+//!
+//! This file holds the messages between the two threads and the
+//! [`Runner`], the plumbing both protocols share (commands, events,
+//! timers, the coordinator connection). `handle.rs` is the consumer
+//! thread's side ([`Group`], [`GroupHandle`], the commit [`Member`]);
+//! `coordinator.rs` looks the coordinator up; `classic.rs` and
+//! `consumer_group.rs` run each protocol on a `Runner`; `config.rs` is what
+//! the consumer hands over. Nothing here imports `consumer/`.
 
 pub(crate) mod assignor;
 mod classic;
+mod config;
 mod consumer_group;
+mod coordinator;
+mod handle;
 pub(crate) mod protocol;
 
+pub(crate) use config::GroupConfig;
+pub(crate) use handle::{Group, GroupHandle, GroupShared, Member};
+
+pub use config::{AssignmentStrategy, GroupProtocol};
+use coordinator::find_coordinator;
+
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
-use parking_lot::Mutex;
 
 use crate::cluster::{Cluster, Purpose};
-use crate::consumer::metrics::Metrics;
-use crate::consumer::offsets::Member;
-use crate::consumer::{ConsumerConfig, GroupProtocol, TopicPartition};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::net::{decode_response, Completion, Connection, Reply};
-use crate::protocol::messages::FindCoordinatorRequest;
+use crate::partition::TopicPartition;
 use crate::protocol::{ApiKey, ErrorCode, Request};
 
-/// Membership details the consumer thread reads for commits.
-#[derive(Debug, Clone)]
-pub(crate) struct MemberState {
-    pub(crate) coordinator: Option<i32>,
-    pub(crate) member_id: String,
-    /// Generation (classic) or member epoch (KIP-848); -1 outside a group.
-    pub(crate) generation: i32,
-}
-
-/// State shared by the consumer thread and the group thread.
-pub(crate) struct GroupShared {
-    pub(crate) member: Mutex<MemberState>,
-    /// Bumped by the consumer on every poll and `next()` (a plain store).
-    pub(crate) polls: AtomicU64,
-    /// A `CommitDue` event is waiting for the consumer.
-    pub(crate) commit_due: AtomicBool,
-}
-
-impl GroupShared {
-    /// Not a member yet, no poll, no commit due.
-    fn new() -> GroupShared {
-        GroupShared {
-            member: Mutex::new(MemberState {
-                coordinator: None,
-                member_id: String::new(),
-                generation: -1,
-            }),
-            polls: AtomicU64::new(0),
-            commit_due: AtomicBool::new(false),
-        }
-    }
+/// Where the group thread counts what it does (the consumer's metrics
+/// implement it; the group layer knows nothing of the consumer).
+pub(crate) trait GroupMetrics: Send + Sync {
+    /// An assignment arrived: a rebalance completed.
+    fn rebalanced(&self);
+    /// The coordinator answered a heartbeat.
+    fn heartbeat(&self);
 }
 
 /// One [`GroupEvent`] with what it belongs to.
@@ -124,290 +112,14 @@ pub(crate) enum GroupCmd {
     Close { leave: bool, done: Sender<()> },
 }
 
-/// The consumer thread's handle to the group thread.
-pub(crate) struct Group {
-    pub(crate) shared: Arc<GroupShared>,
-    cmd_tx: Sender<GroupCmd>,
-    pub(crate) events: Receiver<GroupMsg>,
-    thread: Option<JoinHandle<()>>,
-    handle: GroupHandle,
-}
-
-/// What commits and committed-offset lookups need of the group, for any
-/// thread: its id, the member identity and the coordinator.
-#[derive(Clone)]
-pub(crate) struct GroupHandle {
-    shared: Arc<GroupShared>,
-    group_id: String,
-    instance_id: Option<String>,
-}
-
-impl GroupHandle {
-    /// The identity to commit with.
-    pub(crate) fn member(&self) -> Member {
-        let m = self.shared.member.lock();
-        Member {
-            group_id: self.group_id.clone(),
-            member_id: m.member_id.clone(),
-            generation: m.generation,
-            instance_id: self.instance_id.clone(),
-        }
-    }
-
-    /// The group id.
-    pub(crate) fn group_id(&self) -> &str {
-        &self.group_id
-    }
-
-    /// The coordinator's `Group` connection, looking it up (blocking, up to
-    /// `timeout`) if need be.
-    pub(crate) fn coordinator(&self, cluster: &Cluster, timeout: Duration) -> Result<Connection> {
-        let known = self.shared.member.lock().coordinator;
-        let id = match known {
-            Some(id) => id,
-            None => {
-                let id = find_coordinator(cluster, &self.group_id, timeout)?;
-                self.shared.member.lock().coordinator = Some(id);
-                id
-            }
-        };
-        cluster.connection(id, Purpose::Group)
-    }
-
-    /// The coordinator's `Group` connection when the coordinator is known
-    /// and the connection has been set up (no I/O, never blocks).
-    pub(crate) fn ready_coordinator(&self, cluster: &Cluster) -> Option<Connection> {
-        let id = self.shared.member.lock().coordinator?;
-        let conn = cluster.connection(id, Purpose::Group).ok()?;
-        conn.known_versions().map(|_| conn)
-    }
-
-    /// Forgets the coordinator after a coordinator error.
-    pub(crate) fn coordinator_failed(&self) {
-        self.shared.member.lock().coordinator = None;
-    }
-}
-
-impl Group {
-    /// Starts the group thread for `cfg.group_id`.
-    pub(crate) fn start(
-        cfg: Arc<ConsumerConfig>,
-        cluster: Arc<Cluster>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Group> {
-        let group_id = cfg
-            .group_id
-            .clone()
-            .ok_or_else(|| Error::invalid_argument("no group_id"))?;
-        let shared = Arc::new(GroupShared::new());
-        let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
-        let (event_tx, events) = crossbeam_channel::unbounded();
-        let instance_id = cfg.group_instance_id.clone();
-        let mut runner = Runner::new(
-            group_id.clone(),
-            cfg,
-            cluster,
-            Arc::clone(&shared),
-            metrics,
-            cmd_rx,
-            event_tx,
-        );
-        let thread = std::thread::Builder::new()
-            .name("kafka-consumer-group".into())
-            .spawn(move || runner.run())
-            .map_err(|e| Error::io("spawning the consumer's group thread", e))?;
-        Ok(Group {
-            shared: Arc::clone(&shared),
-            cmd_tx,
-            events,
-            thread: Some(thread),
-            handle: GroupHandle {
-                shared,
-                group_id,
-                instance_id,
-            },
-        })
-    }
-
-    /// A handle for commits and lookups from any thread.
-    pub(crate) fn handle(&self) -> &GroupHandle {
-        &self.handle
-    }
-
-    /// Tells the group thread which topics to be a member for, in
-    /// subscription `epoch` (see [`GroupCmd::Subscribe`]).
-    pub(crate) fn subscribe(&self, epoch: u64, topics: BTreeSet<String>) {
-        let _ = self.cmd_tx.send(GroupCmd::Subscribe { epoch, topics });
-    }
-
-    /// Acknowledges the Revoke/Assigned event `id`.
-    pub(crate) fn ack(&self, id: u64) {
-        let _ = self.cmd_tx.send(GroupCmd::Ack { id });
-    }
-
-    /// Records a poll (for `max_poll_interval_ms`).
-    #[inline]
-    pub(crate) fn polled(&self, n: u64) {
-        self.shared.polls.store(n, Ordering::Relaxed);
-    }
-
-    /// The identity to commit with.
-    pub(crate) fn member(&self) -> Member {
-        self.handle.member()
-    }
-
-    /// The group id.
-    pub(crate) fn group_id(&self) -> &str {
-        self.handle.group_id()
-    }
-
-    /// The coordinator's `Group` connection, looking it up if need be.
-    pub(crate) fn coordinator(&self, cluster: &Cluster, timeout: Duration) -> Result<Connection> {
-        self.handle.coordinator(cluster, timeout)
-    }
-
-    /// Forgets the coordinator after a coordinator error.
-    pub(crate) fn coordinator_failed(&self) {
-        self.handle.coordinator_failed();
-    }
-
-    /// Stops the group thread, leaving the group when `leave` (and the
-    /// member is not static); waits up to `timeout`.
-    pub(crate) fn close(&mut self, leave: bool, timeout: Duration) {
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self
-            .cmd_tx
-            .send(GroupCmd::Close { leave, done: tx })
-            .is_ok()
-        {
-            let _ = rx.recv_timeout(timeout);
-        }
-        let deadline = Instant::now() + Duration::from_millis(200);
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if thread.is_finished() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.close(false, Duration::from_secs(1));
-    }
-}
-
-/// Looks up the coordinator of `group_id`; returns its node id (known to
-/// the metadata snapshot afterwards).
-pub(crate) fn find_coordinator(
-    cluster: &Cluster,
-    group_id: &str,
-    timeout: Duration,
-) -> Result<i32> {
-    let deadline = Instant::now() + timeout;
-    let backoff = cluster
-        .config()
-        .retry_backoff()
-        .max(Duration::from_millis(10));
-    let mut last: Option<Error> = None;
-    loop {
-        if Instant::now() >= deadline {
-            let why = last.map_or_else(String::new, |e| format!(": {e}"));
-            return Err(Error::timeout(format!(
-                "finding the coordinator of group `{group_id}` did not finish within {} ms{why}",
-                timeout.as_millis()
-            )));
-        }
-        let mut ids: Vec<i32> = cluster.metadata().brokers.keys().copied().collect();
-        if ids.is_empty() {
-            match cluster.refresh(crate::cluster::TopicSelection::Interest) {
-                Ok(s) => ids = s.brokers.keys().copied().collect(),
-                // A refused login will not change by retrying.
-                Err(e) if e.is_auth() => return Err(e),
-                Err(e) => last = Some(e),
-            }
-        }
-        for id in ids {
-            // Each unreachable broker may cost a connect timeout: the
-            // deadline is for the whole lookup, not for each broker.
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let conn = match cluster.connection(id, Purpose::General) {
-                Ok(c) => c,
-                Err(e) if e.is_auth() => return Err(e),
-                Err(e) => {
-                    last = Some(e);
-                    continue;
-                }
-            };
-            let mut version = 0;
-            let answer = conn.send_versioned(left.max(Duration::from_millis(1)), |v| {
-                version = v;
-                if v >= 4 {
-                    FindCoordinatorRequest {
-                        key_type: 0,
-                        coordinator_keys: vec![group_id.to_owned()],
-                        ..Default::default()
-                    }
-                } else {
-                    FindCoordinatorRequest {
-                        key: group_id.to_owned(),
-                        key_type: 0,
-                        ..Default::default()
-                    }
-                }
-            });
-            let r = match answer {
-                Ok(r) => r,
-                Err(e) if e.is_retriable() || e.kind() == ErrorKind::Closed => {
-                    last = Some(e);
-                    continue;
-                }
-                Err(e) => return Err(e.context("finding the group coordinator")),
-            };
-            let (code, node, message) = if version >= 4 {
-                match r.coordinators.first() {
-                    Some(c) => (ErrorCode(c.error_code), c.node_id, c.error_message.clone()),
-                    None => (ErrorCode::COORDINATOR_NOT_AVAILABLE, -1, None),
-                }
-            } else {
-                (ErrorCode(r.error_code), r.node_id, r.error_message.clone())
-            };
-            if code.is_err() {
-                let e = Error::broker(
-                    code,
-                    format!(
-                        "finding the coordinator of group `{group_id}`{}",
-                        message.map_or_else(String::new, |m| format!(": {m}"))
-                    ),
-                );
-                if code.is_retriable() {
-                    last = Some(e);
-                    break;
-                }
-                return Err(e);
-            }
-            cluster.ensure_broker_known(node)?;
-            return Ok(node);
-        }
-        std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-    }
-}
-
 /// The plumbing both group protocols share: commands, events, timers, the
 /// coordinator, and requests that a close can interrupt.
 pub(crate) struct Runner {
     group_id: String,
-    cfg: Arc<ConsumerConfig>,
+    cfg: Arc<GroupConfig>,
     cluster: Arc<Cluster>,
     shared: Arc<GroupShared>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn GroupMetrics>,
     cmd_rx: Receiver<GroupCmd>,
     event_tx: Sender<GroupMsg>,
     done_tx: Sender<Completion>,
@@ -439,10 +151,10 @@ pub(crate) struct Runner {
 impl Runner {
     fn new(
         group_id: String,
-        cfg: Arc<ConsumerConfig>,
+        cfg: Arc<GroupConfig>,
         cluster: Arc<Cluster>,
         shared: Arc<GroupShared>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<dyn GroupMetrics>,
         cmd_rx: Receiver<GroupCmd>,
         event_tx: Sender<GroupMsg>,
     ) -> Runner {
@@ -525,7 +237,9 @@ impl Runner {
                             protocol = GroupProtocol::Classic;
                             break;
                         }
-                        Err(e) if e.is_auth() => {
+                        // A refused login or a TLS failure: retrying
+                        // cannot help.
+                        Err(e) if e.repeats_on_reconnect() => {
                             self.fail(e);
                             self.coordinator_lost();
                         }
@@ -758,8 +472,9 @@ impl Runner {
             }
             Err(e) => {
                 self.coordinator_retry_at = Some(now + self.backoff());
-                // A missing ACL or a refused login: retrying cannot help.
-                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) || e.is_auth() {
+                if e.kafka_code() == Some(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+                    || e.repeats_on_reconnect()
+                {
                     if !self.fatal {
                         self.fail(e);
                     }
@@ -828,15 +543,32 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::Consumer;
+    use crate::config::ClientConfig;
+
+    struct NoMetrics;
+    impl GroupMetrics for NoMetrics {
+        fn rebalanced(&self) {}
+        fn heartbeat(&self) {}
+    }
 
     fn runner() -> (Runner, Sender<GroupCmd>, Receiver<GroupMsg>) {
-        let cfg = Consumer::builder()
-            .bootstrap_servers("127.0.0.1:1")
-            .group_id("g")
-            .auto_commit_interval_ms(0)
-            .config()
-            .unwrap();
+        let cfg = GroupConfig {
+            client: ClientConfig::builder()
+                .bootstrap_servers("127.0.0.1:1")
+                .build()
+                .unwrap(),
+            group_id: "g".into(),
+            group_instance_id: None,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::ZERO,
+            max_poll_interval: Duration::from_secs(300),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            assignors: vec![AssignmentStrategy::Range],
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
+            client_rack: None,
+        };
         let cluster = Cluster::new(cfg.client.clone(), false);
         let shared = Arc::new(GroupShared::new());
         let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
@@ -846,7 +578,7 @@ mod tests {
             Arc::new(cfg),
             cluster,
             shared,
-            Arc::new(Metrics::default()),
+            Arc::new(NoMetrics),
             cmd_rx,
             event_tx,
         );

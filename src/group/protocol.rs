@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::bytes::Bytes;
-use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
+use crate::partition::TopicPartition;
 use crate::protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use crate::protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
 use crate::protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};

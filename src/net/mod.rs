@@ -18,4 +18,6 @@ pub(crate) mod transport;
 pub(crate) use connection::{
     decode_response, Completion, Connection, ConnectionOptions, FramePart, Reply,
 };
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) use transport::{TcpTransport, Transport};

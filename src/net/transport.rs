@@ -2,9 +2,9 @@
 //!
 //! A [`Transport`] opens a connection and hands back separate read and write
 //! halves, because each connection is served by a writer thread and a reader
-//! thread (see `io.rs`). Plain TCP is the only transport in this release; a
-//! TLS transport implements the same trait (its halves sharing the TLS
-//! session), and SASL plugs in as a handshake step after ApiVersions.
+//! thread (see `io.rs`). Plain TCP is one transport; TLS (`tls.rs`, feature
+//! `tls`) is the other, its halves sharing one TLS session; SASL plugs in
+//! as a handshake step after ApiVersions.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -60,46 +60,53 @@ impl WriteHalf for TcpStream {
 
 impl Transport for TcpTransport {
     fn connect(&self, addr: &BrokerAddress, timeout: Duration) -> Result<Stream> {
-        let deadline = Instant::now() + timeout;
-        let addrs: Vec<_> = (addr.host.as_str(), addr.port)
-            .to_socket_addrs()
-            .map_err(|e| Error::io(format!("cannot resolve broker address {addr}"), e))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!("broker address {addr} resolved to no IP address"),
-            ));
-        }
-        let mut last_err = None;
-        for sa in addrs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match TcpStream::connect_timeout(&sa, left) {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    let reader = s
-                        .try_clone()
-                        .map_err(|e| Error::io(format!("connection to {addr}"), e))?;
-                    return Ok(Stream {
-                        reader: Box::new(reader),
-                        writer: Box::new(s),
-                    });
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(match last_err {
-            Some(e) => Error::io(
-                format!("cannot connect to broker {addr} (is it running and reachable?)"),
-                e,
-            ),
-            None => Error::timeout(format!(
-                "connecting to broker {addr} took longer than socket_connection_setup_timeout_ms ({} ms)",
-                timeout.as_millis()
-            )),
+        let s = tcp_connect(addr, timeout)?;
+        let reader = s
+            .try_clone()
+            .map_err(|e| Error::io(format!("connection to {addr}"), e))?;
+        Ok(Stream {
+            reader: Box::new(reader),
+            writer: Box::new(s),
         })
     }
+}
+
+/// Opens a TCP connection (with `TCP_NODELAY`) to the first address of
+/// `addr` that answers within `timeout`.
+pub(crate) fn tcp_connect(addr: &BrokerAddress, timeout: Duration) -> Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let addrs: Vec<_> = (addr.host.as_str(), addr.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::io(format!("cannot resolve broker address {addr}"), e))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!("broker address {addr} resolved to no IP address"),
+        ));
+    }
+    let mut last_err = None;
+    for sa in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&sa, left) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(match last_err {
+        Some(e) => Error::io(
+            format!("cannot connect to broker {addr} (is it running and reachable?)"),
+            e,
+        ),
+        None => Error::timeout(format!(
+            "connecting to broker {addr} took longer than socket_connection_setup_timeout_ms ({} ms)",
+            timeout.as_millis()
+        )),
+    })
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::primitives::Decoder;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 
 /// A Kafka API key (the request type), e.g. `ApiKey::FETCH`.
 ///
@@ -80,5 +80,37 @@ pub trait Request: Message {
         } else {
             0
         }
+    }
+}
+
+// Version-range checks the generated messages make before encoding or
+// decoding; the other checks they share are in `primitives/checks.rs`.
+
+/// An error unless `M` has `version` (encoding `M`, called `name`).
+pub(crate) fn check_encode_version<M: Message>(name: &str, version: i16) -> Result<()> {
+    if (M::MIN_VERSION..=M::MAX_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "cannot encode {name} version {version}: this client supports versions {} to {}",
+                M::MIN_VERSION,
+                M::MAX_VERSION
+            ),
+        ))
+    }
+}
+
+/// An error unless `M` has `version` (decoding `M`, called `name`).
+pub(crate) fn check_decode_version<M: Message>(name: &str, version: i16) -> Result<()> {
+    if (M::MIN_VERSION..=M::MAX_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(Error::protocol(format!(
+            "cannot decode {name} version {version}: this client supports versions {} to {}",
+            M::MIN_VERSION,
+            M::MAX_VERSION
+        )))
     }
 }

@@ -48,6 +48,12 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)
         .map_err(|e| Error::io("reading a frame length", e))?;
+    if looks_like_tls(len) {
+        return Err(Error::new(
+            crate::ErrorKind::Tls,
+            "the broker answered with a TLS record (probably an alert rejecting a plaintext request): the listener expects TLS; set security_protocol to SSL (or SASL_SSL)",
+        ));
+    }
     let len = i32::from_be_bytes(len);
     if len < 0 || len as usize > max {
         return Err(Error::protocol(format!(
@@ -69,6 +75,13 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Whether four bytes read as a frame length are the start of a TLS record
+/// instead: content type alert (21) or handshake (22), then version 3.0 to
+/// 3.4. As a length that is over 350 MB, so no real frame is mistaken.
+fn looks_like_tls(b: [u8; 4]) -> bool {
+    matches!(b, [0x15 | 0x16, 0x03, 0x00..=0x04, _])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +98,10 @@ mod tests {
         assert!(read_frame(&mut data, 10).is_err());
         let mut data: &[u8] = &[0, 0];
         assert!(read_frame(&mut data, 10).is_err());
+        // A TLS alert (what a TLS listener answers a plaintext request).
+        let mut data: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
+        let e = read_frame(&mut data, 1 << 30).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Tls);
+        assert!(e.to_string().contains("security_protocol"), "{e}");
     }
 }

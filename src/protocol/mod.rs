@@ -61,6 +61,7 @@ pub mod messages;
 mod primitives;
 mod versions;
 
+pub(crate) use api::{check_decode_version, check_encode_version};
 pub use api::{ApiKey, Message, Request};
 pub use error_code::ErrorCode;
 pub use frame::{encode_request, read_frame, DEFAULT_MAX_FRAME_BYTES};

@@ -25,8 +25,8 @@ use byteorder::{BigEndian, ByteOrder};
 
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
+use crate::records::batch::{Batch, Body, Headers, ReadOptions, Record, COMPRESSION_MASK};
 use crate::records::compression::Compression;
-use crate::records::reader::{Batch, Body, Headers, ReadOptions, Record};
 use crate::records::wire::Reader;
 use crate::records::RECORD_BATCH_OVERHEAD;
 
@@ -36,11 +36,6 @@ const ATTRIBUTES_AT: usize = 21;
 const PRODUCER_ID_AT: usize = 43;
 const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
-
-pub(crate) const COMPRESSION_MASK: i16 = 0x07;
-pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
-pub(crate) const CONTROL_BIT: i16 = 0x20;
 
 /// The header fields the builder fills in.
 pub(crate) struct HeaderFields {

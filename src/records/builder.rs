@@ -3,9 +3,11 @@
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{varint_len, varlong_len};
+use crate::records::batch::{
+    ControlRecord, ControlType, CONTROL_BIT, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
+};
 use crate::records::batch_v2::{self, HeaderFields};
 use crate::records::compression::{compress, Compression};
-use crate::records::reader::{ControlRecord, ControlType};
 use crate::records::wire::{put_uvarint, put_varint, put_varlong};
 use crate::records::RECORD_BATCH_OVERHEAD;
 
@@ -403,13 +405,13 @@ impl RecordBatchBuilder {
         };
         let mut attributes = i16::from(compression.id());
         if options.log_append_time.is_some() {
-            attributes |= batch_v2::TIMESTAMP_TYPE_BIT;
+            attributes |= TIMESTAMP_TYPE_BIT;
         }
         if options.transactional || control {
-            attributes |= batch_v2::TRANSACTIONAL_BIT;
+            attributes |= TRANSACTIONAL_BIT;
         }
         if control {
-            attributes |= batch_v2::CONTROL_BIT;
+            attributes |= CONTROL_BIT;
         }
         let len = buf.len();
         if len > i32::MAX as usize {

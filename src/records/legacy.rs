@@ -17,8 +17,8 @@ use byteorder::{BigEndian, ByteOrder};
 
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
+use crate::records::batch::{Batch, Body, Headers, ReadOptions, Record};
 use crate::records::compression::{decompress, Compression};
-use crate::records::reader::{Batch, Body, Headers, ReadOptions, Record};
 use crate::records::wire::Reader;
 use crate::records::NO_TIMESTAMP;
 

@@ -52,6 +52,7 @@
 //! section (record batch, record, control batch) and, for magic 0 and 1, in
 //! the protocol guide's "Message Sets".
 
+mod batch;
 mod batch_v2;
 mod builder;
 mod compression;
@@ -62,13 +63,11 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{Batch, ControlRecord, ControlType, HeaderIter, Headers, ReadOptions, Record};
 pub use batch_v2::set_producer_state;
 pub use builder::{build_control_batch, BatchOptions, RecordBatchBuilder};
 pub use compression::{compress, decompress, Compression};
-pub use reader::{
-    Batch, ControlRecord, ControlType, HeaderIter, Headers, ReadOptions, Record, RecordBatches,
-    Records,
-};
+pub use reader::{RecordBatches, Records};
 
 /// Bytes in a magic 2 batch header: everything before the first record.
 pub const RECORD_BATCH_OVERHEAD: usize = 61;

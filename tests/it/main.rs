@@ -14,3 +14,4 @@ mod producer;
 mod producer_faults;
 mod raw_protocol;
 mod sasl;
+mod tls;

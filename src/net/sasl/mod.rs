@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use crate::config::Secret;
 use crate::config::{BrokerAddress, SecurityProtocol};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
@@ -90,25 +91,6 @@ impl SaslMechanism {
 impl fmt::Display for SaslMechanism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// A string that is never shown: `Debug` prints `"***"`.
-#[derive(Clone, Default)]
-pub(crate) struct Secret(String);
-
-impl Secret {
-    pub(crate) fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
     }
 }
 

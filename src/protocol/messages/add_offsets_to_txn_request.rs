@@ -5,11 +5,8 @@
 use super::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_raw_tagged_fields, Decoder, Encoder,
-    RawTaggedField,
-};
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::primitives::{put_raw_tagged_fields, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 25 (`AddOffsetsToTxn`): versions 0 to 4, flexible from 3.

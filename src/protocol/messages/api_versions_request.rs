@@ -5,11 +5,8 @@
 use super::api_versions_response::ApiVersionsResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_raw_tagged_fields, Decoder, Encoder,
-    RawTaggedField,
-};
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::primitives::{put_raw_tagged_fields, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 18 (`ApiVersions`): versions 0 to 4, flexible from 3.

@@ -5,10 +5,10 @@
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, no_tagged_fields, put_array, put_raw_tagged_fields,
-    put_tagged_fields, Decoder, Encoder, RawTaggedField,
+    no_tagged_fields, put_array, put_raw_tagged_fields, put_tagged_fields, Decoder, Encoder,
+    RawTaggedField,
 };
-use crate::protocol::Message;
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
 /// The response of API key 18 (`ApiVersions`): versions 0 to 4, flexible from 3.

@@ -6,10 +6,9 @@ use super::create_acls_response::CreateAclsResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, put_array,
-    put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
+    field_not_in_version, put_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 30 (`CreateAcls`): versions 0 to 3, flexible from 2.

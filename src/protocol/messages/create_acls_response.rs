@@ -5,10 +5,9 @@
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_array, put_raw_tagged_fields, Decoder, Encoder,
-    RawTaggedField,
+    put_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::Message;
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
 /// The response of API key 30 (`CreateAcls`): versions 0 to 3, flexible from 2.

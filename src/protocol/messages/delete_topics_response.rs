@@ -5,10 +5,9 @@
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, nullable_in, put_array, put_raw_tagged_fields,
-    Decoder, Encoder, RawTaggedField, Uuid,
+    nullable_in, put_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField, Uuid,
 };
-use crate::protocol::Message;
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
 /// The response of API key 20 (`DeleteTopics`): versions 0 to 6, flexible from 4.

@@ -5,10 +5,9 @@
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, put_array,
-    put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
+    field_not_in_version, put_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::Message;
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
 /// The response of API key 29 (`DescribeAcls`): versions 0 to 3, flexible from 2.

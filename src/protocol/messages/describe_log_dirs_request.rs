@@ -6,10 +6,9 @@ use super::describe_log_dirs_response::DescribeLogDirsResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_array, put_nullable_array,
-    put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
+    put_array, put_nullable_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 35 (`DescribeLogDirs`): versions 0 to 4, flexible from 2.

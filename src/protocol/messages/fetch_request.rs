@@ -6,11 +6,10 @@ use super::fetch_response::FetchResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, no_tagged_fields, put_array,
-    put_raw_tagged_fields, put_tagged_fields, tag_not_in_version, Decoder, Encoder, RawTaggedField,
-    Uuid,
+    field_not_in_version, no_tagged_fields, put_array, put_raw_tagged_fields, put_tagged_fields,
+    tag_not_in_version, Decoder, Encoder, RawTaggedField, Uuid,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 1 (`Fetch`): versions 0 to 17, flexible from 12.

@@ -6,10 +6,10 @@ use super::metadata_response::MetadataResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, nullable_in,
-    put_nullable_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField, Uuid,
+    field_not_in_version, nullable_in, put_nullable_array, put_raw_tagged_fields, Decoder, Encoder,
+    RawTaggedField, Uuid,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 3 (`Metadata`): versions 0 to 12, flexible from 9.

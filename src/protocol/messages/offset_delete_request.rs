@@ -5,11 +5,8 @@
 use super::offset_delete_response::OffsetDeleteResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, no_tagged_fields, put_array, Decoder, Encoder,
-    RawTaggedField,
-};
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::primitives::{no_tagged_fields, put_array, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 47 (`OffsetDelete`): version 0, no flexible versions.

@@ -6,10 +6,10 @@ use super::offset_fetch_response::OffsetFetchResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, nullable_in, put_array,
-    put_nullable_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
+    field_not_in_version, nullable_in, put_array, put_nullable_array, put_raw_tagged_fields,
+    Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 9 (`OffsetFetch`): versions 0 to 9, flexible from 6.

@@ -6,10 +6,9 @@ use super::offset_for_leader_epoch_response::OffsetForLeaderEpochResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_array, put_raw_tagged_fields, Decoder, Encoder,
-    RawTaggedField,
+    put_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 23 (`OffsetForLeaderEpoch`): versions 0 to 4, flexible from 4.

@@ -5,10 +5,10 @@
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, no_tagged_fields, put_array,
-    put_raw_tagged_fields, put_tagged_fields, tag_not_in_version, Decoder, Encoder, RawTaggedField,
+    field_not_in_version, no_tagged_fields, put_array, put_raw_tagged_fields, put_tagged_fields,
+    tag_not_in_version, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::Message;
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
 /// The response of API key 0 (`Produce`): versions 0 to 11, flexible from 9.

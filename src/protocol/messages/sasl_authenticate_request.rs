@@ -5,11 +5,8 @@
 use super::sasl_authenticate_response::SaslAuthenticateResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_raw_tagged_fields, Decoder, Encoder,
-    RawTaggedField,
-};
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::primitives::{put_raw_tagged_fields, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Bytes;
 use crate::Result;
 

@@ -5,10 +5,8 @@
 use super::sasl_handshake_response::SaslHandshakeResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, no_tagged_fields, Decoder, Encoder, RawTaggedField,
-};
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::primitives::{no_tagged_fields, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
 /// The request of API key 17 (`SaslHandshake`): versions 0 to 1, no flexible versions.

@@ -4,11 +4,8 @@
 
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, no_tagged_fields, put_array, Decoder, Encoder,
-    RawTaggedField,
-};
-use crate::protocol::Message;
+use crate::protocol::primitives::{no_tagged_fields, put_array, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
 /// The response of API key 17 (`SaslHandshake`): versions 0 to 1, no flexible versions.

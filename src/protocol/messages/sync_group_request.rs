@@ -6,10 +6,9 @@ use super::sync_group_response::SyncGroupResponse;
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
 use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, field_not_in_version, put_array,
-    put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
+    field_not_in_version, put_array, put_raw_tagged_fields, Decoder, Encoder, RawTaggedField,
 };
-use crate::protocol::{ApiKey, Message, Request};
+use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Bytes;
 use crate::Result;
 

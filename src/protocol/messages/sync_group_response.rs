@@ -4,11 +4,8 @@
 
 #[cfg(test)]
 use super::tests::{Arbitrary, Gen};
-use crate::protocol::primitives::{
-    check_decode_version, check_encode_version, put_raw_tagged_fields, Decoder, Encoder,
-    RawTaggedField,
-};
-use crate::protocol::Message;
+use crate::protocol::primitives::{put_raw_tagged_fields, Decoder, Encoder, RawTaggedField};
+use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Bytes;
 use crate::Result;
 

@@ -1,0 +1,559 @@
+//! The fetch thread itself: per broker, a fetch session and at most one
+//! request in flight; sends a Fetch to every idle leader (or preferred
+//! replica) with something to fetch, and turns each answer into
+//! [`PartitionData`] for the consumer, moving the fetch positions on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+
+use super::request::{build_request, partial_is_too_large, scan_next_offset, Scan};
+use super::{FetchSettings, FetchedChunk, PartitionData, Shared, MAX_QUEUED};
+use crate::bytes::Bytes;
+use crate::cluster::{Cluster, Purpose};
+use crate::consumer::fetch_session::{SentPart, Session, Want};
+use crate::consumer::metrics::Metrics;
+use crate::error::{Error, Result};
+use crate::net::{decode_response, Completion, Reply};
+use crate::partition::TopicPartition;
+use crate::protocol::messages::FetchRequest;
+use crate::protocol::{ErrorCode, Uuid};
+
+#[derive(Default)]
+pub(super) struct BrokerState {
+    session: Session,
+    in_flight: Option<InFlight>,
+    connecting: Option<u64>,
+    retry_at: Option<Instant>,
+    /// Rotates where each request starts, so that a broker that fills its
+    /// answer from the first partitions listed serves them all in turn.
+    rotation: usize,
+}
+
+struct InFlight {
+    token: u64,
+    version: i16,
+    full: bool,
+    sent_at: Instant,
+    /// Every partition of the request (listed or kept by the session):
+    /// the offset and epoch it was fetched for, and whether the broker is a
+    /// preferred read replica rather than the leader.
+    parts: HashMap<TopicPartition, (i64, u64, bool)>,
+    ids: HashMap<Uuid, Arc<str>>,
+}
+
+pub(super) enum TokenKind {
+    Connect,
+    Fetch,
+}
+
+pub(super) struct FetchThread {
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) settings: FetchSettings,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) data_tx: Sender<FetchedChunk>,
+    pub(super) wake_rx: Receiver<()>,
+    pub(super) done_tx: Sender<Completion>,
+    pub(super) done_rx: Receiver<Completion>,
+    pub(super) brokers: HashMap<i32, BrokerState>,
+    pub(super) tokens: HashMap<u64, (i32, TokenKind)>,
+    pub(super) next_token: u64,
+}
+
+struct WantWithId {
+    want: Want,
+    epoch: u64,
+    /// Fetched from a preferred read replica, not the leader.
+    follower: bool,
+}
+
+impl FetchThread {
+    pub(super) fn run(mut self) {
+        loop {
+            while let Ok(c) = self.done_rx.try_recv() {
+                self.complete(c);
+            }
+            if self.shared.state.lock().closed {
+                return;
+            }
+            if let Err(e) = self.cluster.maybe_refresh() {
+                log::debug!("fetcher: metadata refresh failed: {e}");
+            }
+            let now = Instant::now();
+            let next = self.send_fetches(now);
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            select! {
+                recv(self.done_rx) -> c => {
+                    if let Ok(c) = c {
+                        self.complete(c);
+                    }
+                }
+                recv(self.wake_rx) -> _ => {}
+                default(wait) => {}
+            }
+        }
+    }
+
+    /// Sends a request to every idle leader with something to fetch;
+    /// returns when to look again at the latest.
+    fn send_fetches(&mut self, now: Instant) -> Instant {
+        let snap = self.cluster.metadata();
+        let mut next = now + Duration::from_millis(250);
+        let mut by_broker: HashMap<i32, Vec<WantWithId>> = HashMap::new();
+        let mut need_metadata = false;
+        {
+            let st = self.shared.state.lock();
+            for (tp, pos) in &st.parts {
+                if pos.stopped || pos.in_flight.is_some() {
+                    continue;
+                }
+                if let Some(at) = pos.retry_at {
+                    if at > now {
+                        next = next.min(at);
+                        continue;
+                    }
+                }
+                let Some(topic) = snap.topic(&tp.topic) else {
+                    need_metadata = true;
+                    continue;
+                };
+                let Some(pm) = topic.partition(tp.partition).filter(|p| p.leader >= 0) else {
+                    need_metadata = true;
+                    continue;
+                };
+                // KIP-392: the replica the leader pointed at, while that
+                // advice is fresh and the broker is known.
+                let target = match pos.preferred {
+                    Some((replica, until))
+                        if until > now
+                            && replica != pm.leader
+                            && snap.broker(replica).is_some() =>
+                    {
+                        replica
+                    }
+                    _ => pm.leader,
+                };
+                let b = self.brokers.entry(target).or_default();
+                if b.in_flight.is_some() || b.connecting.is_some() {
+                    continue;
+                }
+                if let Some(at) = b.retry_at {
+                    if at > now {
+                        next = next.min(at);
+                        continue;
+                    }
+                }
+                if st.queued.get(&target).copied().unwrap_or(0) >= MAX_QUEUED {
+                    continue;
+                }
+                by_broker.entry(target).or_default().push(WantWithId {
+                    want: Want {
+                        tp: tp.clone(),
+                        topic_id: topic.topic_id,
+                        part: SentPart {
+                            offset: pos.offset,
+                            max_bytes: self.settings.partition_max_bytes,
+                            leader_epoch: pm.leader_epoch,
+                        },
+                    },
+                    epoch: pos.epoch,
+                    follower: target != pm.leader,
+                });
+            }
+        }
+        if need_metadata {
+            self.cluster.request_update();
+            next = next.min(now + self.settings.retry_backoff.max(Duration::from_millis(10)));
+        }
+        for (broker, wants) in by_broker {
+            self.send(broker, wants, now);
+        }
+        next
+    }
+
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    fn back_off(&mut self, broker: i32, now: Instant) {
+        let b = self.brokers.entry(broker).or_default();
+        b.retry_at = Some(now + self.settings.retry_backoff);
+        b.session.reset();
+        self.cluster.request_update();
+        // Partitions read from this broker as a preferred replica go back
+        // to their leader.
+        let mut st = self.shared.state.lock();
+        for p in st.parts.values_mut() {
+            if p.preferred.is_some_and(|(r, _)| r == broker) {
+                p.preferred = None;
+            }
+        }
+    }
+
+    fn send(&mut self, broker: i32, mut wants: Vec<WantWithId>, now: Instant) {
+        let conn = match self.cluster.connection(broker, Purpose::Fetch) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("fetcher: no connection to broker {broker}: {e}");
+                self.back_off(broker, now);
+                return;
+            }
+        };
+        let Some(versions) = conn.known_versions() else {
+            let token = self.token();
+            self.tokens.insert(token, (broker, TokenKind::Connect));
+            if conn
+                .connect_async(Reply::new(self.done_tx.clone(), token))
+                .is_err()
+            {
+                self.tokens.remove(&token);
+                self.back_off(broker, now);
+            } else {
+                self.brokers.entry(broker).or_default().connecting = Some(token);
+            }
+            return;
+        };
+        let mut version = match versions.negotiate::<FetchRequest>() {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail_partitions(broker, wants, ErrorCode::UNSUPPORTED_VERSION, &e);
+                return;
+            }
+        };
+        if wants.iter().any(|w| w.want.topic_id.is_zero()) {
+            // Fetch v13+ names topics by id only.
+            version = version.min(12);
+        }
+        wants.sort_by(|a, b| a.want.tp.cmp(&b.want.tp));
+        let mut parts = HashMap::with_capacity(wants.len());
+        let mut ids: HashMap<Uuid, Arc<str>> = HashMap::new();
+        for w in &wants {
+            parts.insert(w.want.tp.clone(), (w.want.part.offset, w.epoch, w.follower));
+            if !w.want.topic_id.is_zero() {
+                ids.insert(w.want.topic_id, Arc::clone(&w.want.tp.topic));
+            }
+        }
+        let b = self.brokers.entry(broker).or_default();
+        let plan = b
+            .session
+            .plan(wants.into_iter().map(|w| w.want).collect(), version);
+        let rotation = b.rotation;
+        b.rotation = b.rotation.wrapping_add(1);
+        let request = build_request(&self.settings, &plan, rotation);
+        let timeout = self.settings.request_timeout + self.settings.max_wait;
+        let token = self.token();
+        let sent = conn.submit(
+            &request,
+            Some(version),
+            true,
+            timeout,
+            Reply::new(self.done_tx.clone(), token),
+        );
+        if let Err(e) = sent {
+            log::debug!("fetcher: sending to broker {broker} failed: {e}");
+            self.back_off(broker, now);
+            return;
+        }
+        {
+            let mut st = self.shared.state.lock();
+            for tp in parts.keys() {
+                if let Some(p) = st.parts.get_mut(tp) {
+                    p.in_flight = Some(token);
+                }
+            }
+        }
+        log::trace!(
+            "fetcher: fetch v{version} to broker {broker}: {} partition(s), {} listed",
+            parts.len(),
+            plan.include.len()
+        );
+        self.tokens.insert(token, (broker, TokenKind::Fetch));
+        let b = self.brokers.entry(broker).or_default();
+        b.in_flight = Some(InFlight {
+            token,
+            version,
+            full: plan.full,
+            sent_at: now,
+            parts,
+            ids,
+        });
+    }
+
+    /// Hands `code` to the consumer for every partition of `wants`.
+    fn fail_partitions(&mut self, broker: i32, wants: Vec<WantWithId>, code: ErrorCode, e: &Error) {
+        log::warn!("fetcher: broker {broker}: {e}");
+        let mut parts = Vec::new();
+        {
+            let mut st = self.shared.state.lock();
+            for w in wants {
+                if w.follower {
+                    // A replica the leader suggested: the leader it is.
+                    if let Some(p) = st.parts.get_mut(&w.want.tp) {
+                        p.preferred = None;
+                    }
+                    continue;
+                }
+                if let Some(p) = st.parts.get_mut(&w.want.tp) {
+                    p.stopped = true;
+                }
+                parts.push(PartitionData {
+                    tp: w.want.tp,
+                    epoch: w.epoch,
+                    fetch_offset: w.want.part.offset,
+                    next_offset: w.want.part.offset,
+                    records: Bytes::new(),
+                    error: code,
+                    high_watermark: -1,
+                    aborted: Vec::new(),
+                });
+            }
+            if parts.is_empty() {
+                return;
+            }
+            *st.queued.entry(broker).or_insert(0) += 1;
+        }
+        let _ = self.data_tx.send(FetchedChunk { broker, parts });
+    }
+
+    fn complete(&mut self, c: Completion) {
+        let Some((broker, kind)) = self.tokens.remove(&c.token) else {
+            return;
+        };
+        let now = Instant::now();
+        match kind {
+            TokenKind::Connect => {
+                let b = self.brokers.entry(broker).or_default();
+                b.connecting = None;
+                if let Err(e) = c.result {
+                    log::debug!("fetcher: connecting to broker {broker} failed: {e}");
+                    self.note_auth_failure(&e);
+                    self.back_off(broker, now);
+                }
+            }
+            TokenKind::Fetch => self.fetch_done(broker, c.result, now),
+        }
+    }
+
+    /// Keeps a failure that repeats on reconnect for the consumer to report.
+    fn note_auth_failure(&self, e: &Error) {
+        if e.repeats_on_reconnect() {
+            self.shared.state.lock().auth_failure = Some(e.clone());
+        }
+    }
+
+    fn fetch_done(&mut self, broker: i32, result: Result<Bytes>, now: Instant) {
+        let Some(inf) = self
+            .brokers
+            .get_mut(&broker)
+            .and_then(|b| b.in_flight.take())
+        else {
+            return;
+        };
+        let response = result.and_then(|body| decode_response::<FetchRequest>(&body, inf.version));
+        let clear_in_flight = |shared: &Shared| {
+            let mut st = shared.state.lock();
+            for tp in inf.parts.keys() {
+                if let Some(p) = st.parts.get_mut(tp) {
+                    if p.in_flight == Some(inf.token) {
+                        p.in_flight = None;
+                    }
+                }
+            }
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                Metrics::add(&self.metrics.fetch_errors, 1);
+                log::debug!("fetcher: fetch from broker {broker} failed: {e}");
+                self.note_auth_failure(&e);
+                clear_in_flight(&self.shared);
+                self.back_off(broker, now);
+                return;
+            }
+        };
+        let top = ErrorCode(response.error_code);
+        if top.is_err() {
+            Metrics::add(&self.metrics.fetch_errors, 1);
+            clear_in_flight(&self.shared);
+            let b = self.brokers.entry(broker).or_default();
+            b.session.reset();
+            if !matches!(
+                top,
+                ErrorCode::FETCH_SESSION_ID_NOT_FOUND
+                    | ErrorCode::INVALID_FETCH_SESSION_EPOCH
+                    | ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR
+            ) {
+                log::debug!("fetcher: broker {broker} answered {top}");
+                self.back_off(broker, now);
+            }
+            return;
+        }
+        if let Some(b) = self.brokers.get_mut(&broker) {
+            b.session.answered(inf.full, response.session_id);
+        }
+        let mut chunks = Vec::new();
+        let mut bytes = 0u64;
+        let mut stale_metadata = false;
+        let backoff = self.settings.retry_backoff;
+        {
+            let mut st = self.shared.state.lock();
+            for topic in response.responses {
+                let name: Arc<str> = match inf.ids.get(&topic.topic_id) {
+                    Some(n) if !topic.topic_id.is_zero() => Arc::clone(n),
+                    _ => Arc::from(topic.topic.as_str()),
+                };
+                for p in topic.partitions {
+                    let tp = TopicPartition::new(Arc::clone(&name), p.partition_index);
+                    let Some(&(fetch_offset, epoch, follower)) = inf.parts.get(&tp) else {
+                        continue;
+                    };
+                    let Some(pos) = st.parts.get_mut(&tp) else {
+                        continue;
+                    };
+                    if pos.epoch != epoch || pos.offset != fetch_offset {
+                        continue; // the consumer moved on: stale data
+                    }
+                    let code = ErrorCode(p.error_code);
+                    if p.high_watermark >= 0 {
+                        pos.high_watermark = p.high_watermark;
+                    }
+                    if p.last_stable_offset >= 0 {
+                        pos.last_stable_offset = p.last_stable_offset;
+                    }
+                    if p.log_start_offset >= 0 {
+                        pos.log_start_offset = p.log_start_offset;
+                    }
+                    let mut data = PartitionData {
+                        tp,
+                        epoch,
+                        fetch_offset,
+                        next_offset: fetch_offset,
+                        records: Bytes::new(),
+                        error: code,
+                        high_watermark: p.high_watermark,
+                        aborted: Vec::new(),
+                    };
+                    if code.is_ok() && p.preferred_read_replica >= 0 {
+                        // KIP-392 (Fetch v11+, with client_rack): read from
+                        // this replica for a while. The leader's answer
+                        // carries no records then; the next fetch goes
+                        // there at once.
+                        if p.preferred_read_replica != broker {
+                            log::debug!(
+                                "fetcher: {}: reading from preferred replica {} (told by broker {broker})",
+                                data.tp,
+                                p.preferred_read_replica
+                            );
+                        }
+                        pos.preferred = Some((
+                            p.preferred_read_replica,
+                            now + self.settings.preferred_replica_ttl,
+                        ));
+                    }
+                    if code.is_err() && follower {
+                        // The follower cannot serve it (lagging, moved,
+                        // out of range there): back to the leader, which
+                        // decides.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        log::debug!(
+                            "fetcher: {}: preferred replica {broker} answered {code}; fetching from the leader",
+                            data.tp
+                        );
+                        pos.preferred = None;
+                        continue;
+                    }
+                    if code.is_ok() {
+                        let records = p.records.unwrap_or_default();
+                        if records.is_empty() {
+                            continue;
+                        }
+                        match scan_next_offset(&records) {
+                            Scan::Next(next) => {
+                                data.next_offset = next.max(fetch_offset);
+                                pos.offset = data.next_offset;
+                            }
+                            Scan::Malformed => {
+                                // The consumer reports it when decoding.
+                                pos.stopped = true;
+                            }
+                            Scan::Partial
+                                if !partial_is_too_large(
+                                    inf.version,
+                                    records.len(),
+                                    &self.settings,
+                                ) =>
+                            {
+                                // Cut off by the response's size limit after
+                                // other partitions: nothing whole yet, fetch
+                                // again.
+                                continue;
+                            }
+                            Scan::Partial => {
+                                pos.stopped = true;
+                                data.error = ErrorCode::MESSAGE_TOO_LARGE;
+                            }
+                        }
+                        bytes += records.len() as u64;
+                        if let Some(mut aborted) = p.aborted_transactions {
+                            aborted.sort_by_key(|a| a.first_offset);
+                            data.aborted = aborted
+                                .into_iter()
+                                .map(|a| (a.producer_id, a.first_offset))
+                                .collect();
+                        }
+                        data.records = records;
+                        chunks.push(data);
+                    } else if code.is_stale_metadata()
+                        || (code.is_retriable() && code != ErrorCode::CORRUPT_MESSAGE)
+                    {
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        log::debug!(
+                            "fetcher: {}: {code}; retrying after a metadata refresh",
+                            data.tp
+                        );
+                        stale_metadata |= code.is_stale_metadata();
+                        pos.retry_at = Some(now + backoff);
+                    } else {
+                        // OFFSET_OUT_OF_RANGE, authorization, corrupt...: the
+                        // consumer decides.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        pos.stopped = true;
+                        chunks.push(data);
+                    }
+                }
+            }
+            for tp in inf.parts.keys() {
+                if let Some(p) = st.parts.get_mut(tp) {
+                    if p.in_flight == Some(inf.token) {
+                        p.in_flight = None;
+                    }
+                }
+            }
+            if !chunks.is_empty() {
+                *st.queued.entry(broker).or_insert(0) += 1;
+            }
+        }
+        if stale_metadata {
+            self.cluster.request_update();
+        }
+        self.metrics
+            .fetch_done(now.duration_since(inf.sent_at), bytes);
+        log::trace!(
+            "fetcher: answer of broker {broker} after {:?}: {bytes} record bytes",
+            now.duration_since(inf.sent_at)
+        );
+        if !chunks.is_empty() {
+            let _ = self.data_tx.send(FetchedChunk {
+                broker,
+                parts: chunks,
+            });
+        }
+    }
+}

@@ -1,0 +1,766 @@
+//! TLS (feature `tls`): the rustls client configuration made from the
+//! `ssl_*` options, and the transport whose two halves share one session.
+//!
+//! This room owns the TLS session of a connection and nothing else: it
+//! knows no Kafka. It builds the `rustls::ClientConfig` once, at
+//! `build()` (so a bad PEM file fails there, naming the key and the file),
+//! connects and runs the TLS handshake within the connection setup timeout,
+//! then splits the session into a read half (for the reader thread) and a
+//! write half (for the writer thread).
+//!
+//! **The lock invariant.** Both halves share one `rustls::Connection` under
+//! a mutex, and no thread holds that mutex while it is blocked on the
+//! socket: the reader reads ciphertext with the lock released, then feeds
+//! it to the session under a short lock; the writer encrypts under the lock
+//! and writes the ciphertext after releasing it. A second lock, `send`,
+//! keeps ciphertext on the wire in the order the session produced it: it is
+//! taken *before* the session lock is released (hand over hand) and held
+//! during the socket write. The reader only ever `try_lock`s `send` (to
+//! answer a TLS 1.3 KeyUpdate or send an alert); when the writer holds it,
+//! the reader leaves the bytes in the session and the writer sends them
+//! after its own write. So a long-poll fetch blocking the reader never
+//! delays a request, and a large request never delays reading.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
+    UnixTime,
+};
+use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, SignatureScheme};
+
+use super::transport::{tcp_connect, ReadHalf, Stream, Transport, WriteHalf};
+use crate::config::BrokerAddress;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The crypto provider: ring (built with `cc`; no cmake, no system library).
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What the `ssl_*` options say, checked for combinations by the builder.
+pub(crate) struct TlsFiles<'a> {
+    pub(crate) cafile: Option<&'a Path>,
+    pub(crate) certfile: Option<&'a Path>,
+    pub(crate) keyfile: Option<&'a Path>,
+    pub(crate) crlfile: Option<&'a Path>,
+    pub(crate) password: Option<&'a str>,
+    pub(crate) check_hostname: bool,
+}
+
+/// A ready TLS client configuration, shared by every connection of a client.
+#[derive(Clone)]
+pub(crate) struct TlsConfig {
+    pub(crate) rustls: Arc<rustls::ClientConfig>,
+    /// What it was made from, for `Debug` (paths and flags, never secrets).
+    describe: String,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TlsConfig {{ {} }}", self.describe)
+    }
+}
+
+impl TlsConfig {
+    /// Wraps a configuration the user made (`ssl_context`).
+    pub(crate) fn from_context(config: Arc<rustls::ClientConfig>) -> TlsConfig {
+        TlsConfig {
+            rustls: config,
+            describe: "ssl_context: <rustls::ClientConfig>".into(),
+        }
+    }
+
+    /// Reads the files and builds the configuration. Errors name the key,
+    /// the file and why; never the key material or the password.
+    pub(crate) fn from_files(f: &TlsFiles<'_>) -> Result<TlsConfig> {
+        let provider = provider();
+        let mut roots = rustls::RootCertStore::empty();
+        match f.cafile {
+            Some(path) => {
+                let certs = read_certs("ssl_cafile", path)?;
+                for (i, c) in certs.into_iter().enumerate() {
+                    roots.add(c).map_err(|e| {
+                        Error::config(
+                            "ssl_cafile",
+                            format!(
+                                "certificate #{} in {} is not a usable CA certificate: {e}",
+                                i + 1,
+                                path.display()
+                            ),
+                        )
+                    })?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(Error::config(
+                        "ssl_cafile",
+                        format!(
+                            "not set, and the system trust store has no usable certificate{}; set ssl_cafile to the CA that signed the brokers' certificates",
+                            found
+                                .errors
+                                .first()
+                                .map_or_else(String::new, |e| format!(" ({e})"))
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+        if let Some(path) = f.crlfile {
+            let crls = CertificateRevocationListDer::pem_file_iter(path)
+                .map_err(|e| pem_error("ssl_crlfile", path, &e))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| pem_error("ssl_crlfile", path, &e))?;
+            if crls.is_empty() {
+                return Err(Error::config(
+                    "ssl_crlfile",
+                    format!("{} holds no PEM `X509 CRL`", path.display()),
+                ));
+            }
+            // The broker's own certificate is checked, as kafka-python
+            // does (OpenSSL's VERIFY_CRL_CHECK_LEAF).
+            verifier = verifier.with_crls(crls).only_check_end_entity_revocation();
+        }
+        let verifier = verifier.build().map_err(|e| {
+            Error::config(
+                if f.crlfile.is_some() {
+                    "ssl_crlfile"
+                } else {
+                    "ssl_cafile"
+                },
+                format!("cannot build the certificate verifier: {e}"),
+            )
+        })?;
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| Error::config("security_protocol", e))?;
+        let builder = if f.check_hostname {
+            builder.with_webpki_verifier(verifier)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoHostnameCheck(verifier)))
+        };
+        let config = match f.certfile {
+            None => builder.with_no_client_auth(),
+            Some(certfile) => {
+                let certs = read_certs("ssl_certfile", certfile)?;
+                let key = read_key(f.keyfile.unwrap_or(certfile), f.password)?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    Error::config(
+                        "ssl_keyfile",
+                        format!(
+                            "the key does not go with the certificate in {} or is of an unsupported type: {e}",
+                            certfile.display()
+                        ),
+                    )
+                })?
+            }
+        };
+        let show = |p: Option<&Path>| p.map_or_else(|| "None".into(), |p| format!("{p:?}"));
+        Ok(TlsConfig {
+            rustls: Arc::new(config),
+            describe: format!(
+                "ssl_cafile: {}, ssl_certfile: {}, ssl_keyfile: {}, ssl_crlfile: {}, ssl_password: {}, ssl_check_hostname: {}",
+                show(f.cafile),
+                show(f.certfile),
+                show(f.keyfile),
+                show(f.crlfile),
+                if f.password.is_some() { "<redacted>" } else { "None" },
+                f.check_hostname
+            ),
+        })
+    }
+}
+
+fn pem_error(key: &str, path: &Path, e: &rustls::pki_types::pem::Error) -> Error {
+    use rustls::pki_types::pem::Error as P;
+    let why = match e {
+        P::Io(e) => format!("cannot read {}: {e}", path.display()),
+        other => format!("{} is not valid PEM: {other:?}", path.display()),
+    };
+    Error::config(key, why)
+}
+
+fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(key, path, &e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(key, path, &e))?;
+    if certs.is_empty() {
+        return Err(Error::config(
+            key,
+            format!(
+                "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(certs)
+}
+
+/// Reads a private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC) PEM, or an
+/// encrypted PKCS#8 PEM opened with `password` (PBES2: PBKDF2 or scrypt
+/// with AES-CBC, what `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes).
+/// Errors never quote the file's content.
+fn read_key(path: &Path, password: Option<&str>) -> Result<PrivateKeyDer<'static>> {
+    let key = "ssl_keyfile";
+    let text = fs::read(path)
+        .map_err(|e| Error::config(key, format!("cannot read {}: {e}", path.display())))?;
+    let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    if has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        let Some(password) = password else {
+            return Err(Error::config(
+                "ssl_password",
+                format!(
+                    "{} holds an encrypted private key: set ssl_password",
+                    path.display()
+                ),
+            ));
+        };
+        let pem = std::str::from_utf8(&text)
+            .map_err(|_| Error::config(key, format!("{} is not valid PEM text", path.display())))?;
+        let start = pem
+            .find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            .unwrap_or(0);
+        let end = pem[start..]
+            .find("-----END ENCRYPTED PRIVATE KEY-----")
+            .map_or(pem.len(), |i| {
+                start + i + "-----END ENCRYPTED PRIVATE KEY-----".len()
+            });
+        let (_, doc) = pkcs8::SecretDocument::from_pem(&pem[start..end]).map_err(|e| {
+            Error::config(
+                key,
+                format!(
+                    "{}: the encrypted key is not valid PEM ({e})",
+                    path.display()
+                ),
+            )
+        })?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes()).map_err(|e| {
+            Error::config(
+                key,
+                format!("{}: not an encrypted PKCS#8 key ({e})", path.display()),
+            )
+        })?;
+        let plain = info.decrypt(password).map_err(|e| {
+            Error::config(
+                "ssl_password",
+                format!(
+                    "cannot decrypt the key in {}: wrong password, or an encryption scheme other than PBES2/AES ({e})",
+                    path.display()
+                ),
+            )
+        })?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            plain.as_bytes().to_vec(),
+        )));
+    }
+    if has(b"Proc-Type: 4,ENCRYPTED") {
+        return Err(Error::config(
+            key,
+            format!(
+                "{} uses legacy OpenSSL PEM encryption, which is not supported: convert it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in old.pem -out new.pem`",
+                path.display()
+            ),
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(&text).map_err(|e| {
+        use rustls::pki_types::pem::Error as P;
+        Error::config(
+            key,
+            match e {
+                P::NoItemsFound => format!(
+                    "{} holds no PEM private key (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)",
+                    path.display()
+                ),
+                _ => format!("{} is not a valid PEM private key", path.display()),
+            },
+        )
+    })
+}
+
+/// Checks the chain (and revocation) but not the host name
+/// (`ssl_check_hostname=false`). webpki checks the name last, after the
+/// chain, so `NotValidForName` means everything else passed.
+#[derive(Debug)]
+struct NoHostnameCheck(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for NoHostnameCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A TLS failure as the crate's typed error, naming the broker and the
+/// reason. Not retriable: the same handshake fails the same way.
+pub(crate) fn tls_error(peer: &str, host: &str, e: &rustls::Error) -> Error {
+    use rustls::Error as R;
+    use CertificateError as C;
+    let why = match e {
+        R::InvalidCertificate(C::UnknownIssuer) => "its certificate is not signed by a CA this client trusts (unknown issuer): set ssl_cafile to the CA that signed the broker's certificate".to_owned(),
+        R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => format!(
+            "its certificate is not valid for the name `{host}` (name mismatch): connect with a name the certificate lists, or set ssl_check_hostname=false"
+        ),
+        R::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "its certificate has expired (or this machine's clock is wrong)".to_owned()
+        }
+        R::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "its certificate is not valid yet (or this machine's clock is wrong)".to_owned()
+        }
+        R::InvalidCertificate(C::BadSignature) => "its certificate's signature does not verify against the trusted CA of the same name (a different CA that reuses the name?): check ssl_cafile".to_owned(),
+        R::InvalidCertificate(C::Revoked) => "its certificate is revoked (ssl_crlfile)".to_owned(),
+        R::InvalidCertificate(other) => format!("its certificate was rejected: {other:?}"),
+        R::AlertReceived(AlertDescription::CertificateRequired) => {
+            "the broker requires a client certificate: set ssl_certfile and ssl_keyfile".to_owned()
+        }
+        R::AlertReceived(
+            a @ (AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::AccessDenied),
+        ) => format!(
+            "the broker refused this client's certificate (alert {a:?}); check ssl_certfile and ssl_keyfile"
+        ),
+        R::AlertReceived(AlertDescription::HandshakeFailure) => "the broker aborted the handshake (alert HandshakeFailure): it may require a client certificate (ssl_certfile, ssl_keyfile) or share no cipher suite or TLS version with this client".to_owned(),
+        R::InvalidMessage(_)
+        | R::InappropriateMessage { .. }
+        | R::InappropriateHandshakeMessage { .. } => format!(
+            "it did not answer in TLS ({e}): the listener probably expects plaintext; check the port and security_protocol"
+        ),
+        other => other.to_string(),
+    };
+    Error::new(
+        ErrorKind::Tls,
+        format!("TLS with broker {peer} failed: {why}"),
+    )
+    .with_source(e.clone())
+}
+
+/// Opens TLS connections with one shared client configuration.
+pub(crate) struct TlsTransport {
+    pub(crate) config: Arc<rustls::ClientConfig>,
+}
+
+impl Transport for TlsTransport {
+    fn connect(&self, addr: &BrokerAddress, timeout: Duration) -> Result<Stream> {
+        let deadline = Instant::now() + timeout;
+        let sock = tcp_connect(addr, timeout)?;
+        let peer = addr.to_string();
+        let name = ServerName::try_from(addr.host.clone()).map_err(|_| {
+            Error::new(
+                ErrorKind::Tls,
+                format!(
+                    "`{}` (broker {peer}) is not a valid TLS server name",
+                    addr.host
+                ),
+            )
+        })?;
+        let conn = rustls::ClientConnection::new(Arc::clone(&self.config), name)
+            .map_err(|e| tls_error(&peer, &addr.host, &e))?;
+        let mut conn = rustls::Connection::Client(conn);
+        handshake(&mut conn, &sock, deadline).map_err(|e| {
+            if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return tls_error(&peer, &addr.host, inner);
+            }
+            match e.kind() {
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted => Error::new(
+                    ErrorKind::Tls,
+                    format!(
+                        "broker {peer} closed the connection during the TLS handshake: the listener probably does not speak TLS (check the port and security_protocol), or it refused this client"
+                    ),
+                )
+                .with_source(e),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::timeout(format!(
+                    "the TLS handshake with broker {peer} did not finish within socket_connection_setup_timeout_ms ({} ms): the listener may not speak TLS (check the port and security_protocol)",
+                    timeout.as_millis()
+                )),
+                _ => Error::io(format!("TLS handshake with broker {peer}"), e),
+            }
+        })?;
+        let (reader, writer) = split(conn, sock, peer, addr.host.clone())
+            .map_err(|e| Error::io(format!("connection to {addr}"), e))?;
+        Ok(Stream {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+        })
+    }
+}
+
+/// Runs the TLS handshake on `sock` (either side) until done or `deadline`.
+pub(crate) fn handshake(
+    conn: &mut rustls::Connection,
+    sock: &TcpStream,
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut io = sock;
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))?;
+        conn.complete_io(&mut io)?;
+    }
+    while conn.wants_write() {
+        conn.write_tls(&mut io)?;
+    }
+    Ok(())
+}
+
+/// The state both halves share.
+struct Session {
+    conn: Mutex<rustls::Connection>,
+    /// Held while ciphertext goes to the socket; see the module docs.
+    send: Mutex<()>,
+    sock: TcpStream,
+    peer: String,
+    host: String,
+}
+
+impl Session {
+    /// A session error as an `io::Error` carrying the typed crate error,
+    /// which `Error::io` unwraps.
+    fn fail(&self, e: &rustls::Error) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            tls_error(&self.peer, &self.host, e),
+        )
+    }
+}
+
+/// Moves everything the session wants to send into `out`.
+fn drain(conn: &mut rustls::Connection, out: &mut Vec<u8>) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(out)?;
+    }
+    Ok(())
+}
+
+/// The reader's half: reads ciphertext without the session lock.
+pub(crate) struct TlsReader {
+    s: Arc<Session>,
+    raw: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+/// The writer's half: encrypts under the session lock, writes without it.
+pub(crate) struct TlsWriter {
+    s: Arc<Session>,
+    out: Vec<u8>,
+}
+
+/// The most plaintext encrypted per lock (and per socket write).
+const SEND_CHUNK: usize = 256 * 1024;
+/// Ciphertext read per socket read.
+const RECV_CHUNK: usize = 64 * 1024;
+
+/// Splits an established session into its two halves.
+pub(crate) fn split(
+    mut conn: rustls::Connection,
+    sock: TcpStream,
+    peer: String,
+    host: String,
+) -> io::Result<(TlsReader, TlsWriter)> {
+    conn.set_buffer_limit(Some(SEND_CHUNK));
+    let s = Arc::new(Session {
+        conn: Mutex::new(conn),
+        send: Mutex::new(()),
+        sock,
+        peer,
+        host,
+    });
+    Ok((
+        TlsReader {
+            s: Arc::clone(&s),
+            raw: vec![0; RECV_CHUNK].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        },
+        TlsWriter { s, out: Vec::new() },
+    ))
+}
+
+impl Read for TlsReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let mut c = self.s.conn.lock();
+            loop {
+                match c.reader().read(buf) {
+                    // 0: the peer sent close_notify.
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                if self.start == self.end {
+                    break;
+                }
+                let n = c.read_tls(&mut &self.raw[self.start..self.end])?;
+                if n == 0 {
+                    return Err(io::Error::other("the TLS session took no bytes"));
+                }
+                self.start += n;
+                if let Err(e) = c.process_new_packets() {
+                    // Best effort: tell the peer why (an alert) if the
+                    // writer is not sending right now.
+                    let mut alert = Vec::new();
+                    let _ = drain(&mut c, &mut alert);
+                    if let Some(send) = self.s.send.try_lock() {
+                        drop(c);
+                        let _ = (&self.s.sock).write_all(&alert);
+                        drop(send);
+                    }
+                    return Err(self.s.fail(&e));
+                }
+                // A KeyUpdate to answer: send it now unless the writer is
+                // sending, in which case it sends it after its write.
+                if c.wants_write() {
+                    if let Some(send) = self.s.send.try_lock() {
+                        let mut out = Vec::new();
+                        drain(&mut c, &mut out)?;
+                        drop(c);
+                        (&self.s.sock).write_all(&out)?;
+                        drop(send);
+                        c = self.s.conn.lock();
+                    }
+                }
+            }
+            drop(c);
+            // No plaintext and no ciphertext left: wait for the socket
+            // with the session unlocked.
+            let n = (&self.s.sock).read(&mut self.raw)?;
+            self.start = 0;
+            self.end = n;
+            if n == 0 {
+                let mut c = self.s.conn.lock();
+                let _ = c.read_tls(&mut &[][..]);
+                let _ = c.process_new_packets();
+                return Ok(0);
+            }
+        }
+    }
+}
+
+impl ReadHalf for TlsReader {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.s.sock.set_read_timeout(timeout)
+    }
+}
+
+impl TlsWriter {
+    /// Sends a TLS 1.3 KeyUpdate that asks the peer to update its keys too
+    /// (the testkit's front uses it to exercise the reader's answer).
+    #[cfg(feature = "testkit-tls")]
+    pub(crate) fn request_key_update(&mut self) -> io::Result<()> {
+        self.s
+            .conn
+            .lock()
+            .refresh_traffic_keys()
+            .map_err(|e| self.s.fail(&e))?;
+        self.send_queued()
+    }
+
+    /// Sends what the session holds (ciphertext queued by the reader while
+    /// this half held `send`).
+    fn send_queued(&mut self) -> io::Result<()> {
+        loop {
+            let c = self.s.conn.lock();
+            if !c.wants_write() {
+                return Ok(());
+            }
+            let mut c = c;
+            self.out.clear();
+            drain(&mut c, &mut self.out)?;
+            let send = self.s.send.lock();
+            drop(c);
+            let r = (&self.s.sock).write_all(&self.out);
+            drop(send);
+            r?;
+        }
+    }
+}
+
+impl Write for TlsWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut c = self.s.conn.lock();
+        let n = c.writer().write_vectored(bufs)?;
+        self.out.clear();
+        drain(&mut c, &mut self.out)?;
+        // Hand over hand: `send` before the session lock is released, so
+        // ciphertext reaches the socket in the order it was made.
+        let send = self.s.send.lock();
+        drop(c);
+        let r = (&self.s.sock).write_all(&self.out);
+        drop(send);
+        r?;
+        self.send_queued()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_queued()
+    }
+}
+
+impl WriteHalf for TlsWriter {
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.s.sock.set_write_timeout(timeout)
+    }
+
+    fn shutdown(&self) {
+        // close_notify, best effort and never waiting on a busy half.
+        if let Some(mut c) = self.s.conn.try_lock() {
+            c.send_close_notify();
+            let mut out = Vec::new();
+            if drain(&mut c, &mut out).is_ok() {
+                if let Some(send) = self.s.send.try_lock() {
+                    drop(c);
+                    let _ = self
+                        .s
+                        .sock
+                        .set_write_timeout(Some(Duration::from_millis(100)));
+                    let _ = (&self.s.sock).write_all(&out);
+                    drop(send);
+                }
+            }
+        }
+        let _ = self.s.sock.shutdown(Shutdown::Both);
+    }
+}
+
+#[cfg(all(test, feature = "testkit-tls"))]
+mod tests {
+    use super::*;
+    use crate::testkit::TlsFront;
+    use std::net::TcpListener;
+
+    /// The lock invariant, without timing: the reader half blocks on the
+    /// socket with no timeout, and the writer half must still get a request
+    /// to the peer, whose answer is what unblocks the reader. An
+    /// implementation that held the session while reading would never send.
+    #[test]
+    fn the_writer_sends_while_the_reader_is_blocked_on_the_socket() {
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front = TlsFront::builder()
+            .start_in_front_of(&upstream.local_addr().unwrap().to_string())
+            .unwrap();
+        let (got_tx, got_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).unwrap();
+            got_tx.send(buf.to_vec()).unwrap();
+            s.write_all(b"pong").unwrap();
+        });
+        let config = TlsConfig::from_files(&TlsFiles {
+            cafile: Some(&front.ca_file()),
+            certfile: None,
+            keyfile: None,
+            crlfile: None,
+            password: None,
+            check_hostname: true,
+        })
+        .unwrap();
+        let transport = TlsTransport {
+            config: config.rustls,
+        };
+        let addr = BrokerAddress::parse(front.bootstrap_servers()).unwrap();
+        let Stream {
+            mut reader,
+            mut writer,
+        } = transport.connect(&addr, Duration::from_secs(10)).unwrap();
+        reader.set_read_timeout(None).unwrap();
+        let read = std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            reader.read_exact(&mut buf).map(|_| buf)
+        });
+        // Give the reader time to block in the socket read (if it has not
+        // yet, the test proves less but still passes honestly).
+        std::thread::sleep(Duration::from_millis(200));
+        writer
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let write = std::thread::spawn(move || {
+            let r = writer.write_all(b"ping");
+            (writer, r)
+        });
+        let got = got_rx.recv_timeout(Duration::from_secs(10));
+        if got.is_err() {
+            // Unblock everything (the front closes its connections) before
+            // failing, so the test ends.
+            drop(front);
+        }
+        let (writer, r) = write.join().unwrap();
+        assert_eq!(got.expect("the request never reached the peer"), b"ping");
+        r.unwrap();
+        assert_eq!(&read.join().unwrap().unwrap(), b"pong");
+        peer.join().unwrap();
+        writer.shutdown();
+    }
+}
