@@ -664,12 +664,10 @@ fn capture_logs(f: impl FnOnce()) -> Vec<String> {
     static RECORDER: OnceLock<&'static Recorder> = OnceLock::new();
     let rec = *RECORDER.get_or_init(|| {
         let rec: &'static Recorder = Box::leak(Box::new(Recorder(Mutex::new(Vec::new()))));
-        let _ = log::set_logger(rec);
+        crate::harness::add_log_sink(rec);
         rec
     });
-    log::set_max_level(log::LevelFilter::Trace);
     f();
-    log::set_max_level(log::LevelFilter::Off);
     let lines = rec.0.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(
         !lines.is_empty(),
