@@ -143,7 +143,11 @@ impl SaslFrontBuilder {
         Ok(front)
     }
 
-    fn bind(self) -> Result<SaslFront> {
+    /// Starts listening without an upstream yet: connections made before
+    /// [`SaslFront::set_upstream`] are closed at once. For chains whose
+    /// broker must advertise another front's address (SASL_SSL: a TLS
+    /// front before this one).
+    pub fn bind(self) -> Result<SaslFront> {
         let listener =
             TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("binding the SASL front", e))?;
         let addr = listener
@@ -252,7 +256,8 @@ impl SaslFront {
         }
     }
 
-    fn set_upstream(&self, upstream: &str) -> Result<()> {
+    /// Where to forward logged-in connections (an `IP:port`).
+    pub fn set_upstream(&self, upstream: &str) -> Result<()> {
         let addr: SocketAddr = upstream
             .parse()
             .map_err(|_| Error::config("upstream", format!("`{upstream}` is not an IP:port")))?;

@@ -142,6 +142,67 @@ fn scram_sha_512_logs_in_and_produces_and_consumes() {
     produce_consume(&on_front(), "SCRAM-SHA-512", 500);
 }
 
+/// SASL_SSL: the testkit's TLS front before the SASL front before the
+/// broker, which advertises the TLS front; every byte of the login and of
+/// the records crosses TLS.
+#[test]
+fn sasl_ssl_logs_in_over_tls_and_produces_and_consumes() {
+    use kafka_blocking::testkit::{LocalBroker, TlsFront};
+    let sasl = SaslFront::builder()
+        .user(USER, PASSWORD)
+        .bind()
+        .expect("SASL front");
+    let tls = TlsFront::builder()
+        .start_in_front_of(&sasl.bootstrap_servers())
+        .expect("TLS front");
+    let broker = LocalBroker::start_advertising(tls.bootstrap_servers()).expect("broker");
+    sasl.set_upstream(broker.bootstrap_servers())
+        .expect("upstream");
+    for mech in ["PLAIN", "SCRAM-SHA-512"] {
+        let t = Target {
+            servers: tls.bootstrap_servers().to_owned(),
+            ..on_front()
+        };
+        let client = Client::new(
+            sasl!(ClientConfig::builder(), t, mech)
+                .security_protocol("SASL_SSL")
+                .ssl_cafile(tls.ca_file())
+                .build()
+                .expect("config"),
+        )
+        .expect("client");
+        let topic = unique_topic("sasl-ssl");
+        create_topic(&client, &topic, 1);
+        let p = sasl!(Producer::builder(), t, mech)
+            .security_protocol("SASL_SSL")
+            .ssl_cafile(tls.ca_file())
+            .build()
+            .expect("producer");
+        p.send(Record::new(&topic).value("over TLS"))
+            .and_then(|f| f.get(Duration::from_secs(30)))
+            .expect("produced");
+        let mut c = sasl!(Consumer::builder(), t, mech)
+            .security_protocol("SASL_SSL")
+            .ssl_cafile(tls.ca_file())
+            .auto_offset_reset("earliest")
+            .consumer_timeout_ms(5_000)
+            .build()
+            .expect("consumer");
+        c.assign([(topic.as_str(), 0)]).expect("assign");
+        let m = c.next().expect("a record").expect("no error");
+        assert_eq!(m.value().map(|v| v.to_vec()), Some(b"over TLS".to_vec()));
+    }
+    assert!(tls.handshakes() >= 2, "the clients went through TLS");
+    assert!(sasl.stats().logins.load(Ordering::SeqCst) >= 2);
+    // SASL settings with SSL (no SASL) are refused, naming the key.
+    let e = ClientConfig::builder()
+        .security_protocol("SSL")
+        .sasl_mechanism("PLAIN")
+        .build()
+        .expect_err("SASL with SSL");
+    assert!(e.to_string().contains("`sasl_mechanism`"), "{e}");
+}
+
 /// Counts how often the client asks for a token.
 struct Counting {
     inner: UnsecuredJwtProvider,
