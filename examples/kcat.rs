@@ -22,6 +22,10 @@
 //! the consumer leaves its group at once, so the others get its partitions
 //! now rather than after `session_timeout_ms`. A second Ctrl-C exits
 //! without waiting (exit code 130).
+//!
+//! `-P -X transactional.id=ID` produces all of stdin in one transaction:
+//! committed at end of input, aborted on a failed delivery or on Ctrl-C
+//! (then nothing of it reaches a `read_committed` reader).
 
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufWriter, Write};
@@ -31,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_blocking::consumer::{Consumer, ConsumerBuilder, Message, RebalanceListener};
-use kafka_blocking::producer::{ProducerBuilder, Record};
+use kafka_blocking::producer::{Producer, ProducerBuilder, Record};
 use kafka_blocking::protocol::ErrorCode;
 use kafka_blocking::{Bytes, Client, ClientConfig, ClientConfigBuilder, TopicPartition};
 
@@ -459,6 +463,8 @@ fn producer_options(a: &Args) -> Result<ProducerBuilder, Fail> {
             "max_request_size" => b.max_request_size(int(given, v)?),
             "delivery_timeout_ms" => b.delivery_timeout_ms(int(given, v)?),
             "retries" => b.retries(int(given, v)?),
+            "transactional_id" => b.transactional_id(v),
+            "transaction_timeout_ms" => b.transaction_timeout_ms(int(given, v)?),
             _ => client_option!(b, k, v, given, "producer"),
         };
     }
@@ -594,6 +600,45 @@ struct Deliveries {
 fn produce(a: &Args) -> Result<(), Fail> {
     let topic = a.topic.as_deref().unwrap_or_default();
     let producer = producer_options(a)?.build()?;
+    let transactional = producer.config().transactional_id().is_some();
+    let t = Duration::from_secs(60);
+    if transactional {
+        producer.init_transactions(t)?;
+        producer.begin_transaction()?;
+        // Ctrl-C while reading stdin: abort, so no part of the input is
+        // ever committed.
+        let p = producer.clone();
+        let handler = ctrlc::set_handler(move || {
+            if INTERRUPTED.swap(true, Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+            let aborted = p.abort_transaction(Duration::from_secs(10));
+            eprintln!("% interrupted: the transaction was aborted ({aborted:?})");
+            std::process::exit(130);
+        });
+        if let Err(e) = handler {
+            eprintln!("% cannot handle Ctrl-C ({e}): an interrupted transaction stays open until transaction_timeout_ms");
+        }
+    }
+    let result = produce_lines(a, topic, &producer);
+    if transactional {
+        match &result {
+            Ok(()) => producer.commit_transaction(t)?,
+            Err(_) => {
+                if let Err(e) = producer.abort_transaction(t) {
+                    eprintln!("% aborting the transaction failed: {e}");
+                }
+            }
+        }
+    }
+    let closed = producer.close(Duration::from_secs(5));
+    result?;
+    closed?;
+    Ok(())
+}
+
+/// Sends stdin's lines and waits for their deliveries.
+fn produce_lines(a: &Args, topic: &str, producer: &Producer) -> Result<(), Fail> {
     let deliveries = Arc::new(Deliveries::default());
     let delimiter = a.key_delimiter.as_deref().map(str::as_bytes);
     let mut stdin = io::stdin().lock();
@@ -644,9 +689,7 @@ fn produce(a: &Args) -> Result<(), Fail> {
         })?;
         sent += 1;
     }
-    let flushed = producer.flush(Duration::from_secs(60));
-    producer.close(Duration::from_secs(5))?;
-    flushed?;
+    producer.flush(Duration::from_secs(60))?;
     let failed = deliveries.failed.load(Ordering::Relaxed);
     if failed > 0 {
         let first = deliveries

@@ -73,6 +73,17 @@ pub enum ErrorKind {
     /// (TOPIC_, GROUP_, CLUSTER_, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     /// the message names the resource. Not retriable.
     Authorization,
+    /// The current transaction cannot commit (a record or offset of it
+    /// failed, the broker aborted it, ...): call `abort_transaction`, then
+    /// begin a new one. The producer stays usable.
+    TransactionAbortable,
+    /// The transactional producer cannot go on (fenced by a newer producer
+    /// with the same `transactional_id`, not authorized, ...): close it.
+    /// Every later transactional call fails with this error.
+    TransactionFatal,
+    /// The call is not allowed in the object's current state
+    /// (`begin_transaction` twice, `send` outside a transaction, ...).
+    InvalidState,
 }
 
 impl ErrorKind {
@@ -181,6 +192,12 @@ impl Error {
             _ => ErrorKind::Io,
         };
         Error::new(kind, format!("{}: {err}", context.into())).with_source(err)
+    }
+
+    /// The same error as another kind (keeping the Kafka code and context).
+    pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Error {
+        self.inner.kind = kind;
+        self
     }
 
     /// Attaches the underlying cause.

@@ -315,7 +315,7 @@
 //! | `key_serializer`, `value_serializer` | P | [`Producer::typed`] | none (bytes) | or `Record::key_with`/`value_with` |
 //! | `acks` | P | `acks` | `all` | `0`, `1`, `all`/`-1` |
 //! | `enable_idempotence` | P | `enable_idempotence` | `true` | turned off implicitly by `acks` ≠ `all` or `retries=0` when not set |
-//! | `transactional_id`, `transaction_timeout_ms` | P | `transactional_id` | | transactions: not yet; setting it fails at `build()` |
+//! | `transactional_id`, `transaction_timeout_ms` | P | `transactional_id`, `transaction_timeout_ms` | none, 60000 | transactions: [`Producer::init_transactions`]; implies idempotence |
 //! | `delivery_timeout_ms` | P | `delivery_timeout_ms` | 120000 | |
 //! | `compression_type` | P | `compression_type` | none | `gzip`, `snappy`, `lz4`, `zstd` |
 //! | `retries` | P | `retries` | 2147483647 | kafka-python: infinite; `delivery_timeout_ms` is the real bound |
@@ -448,7 +448,7 @@
 //! | C code | no librdkafka; the lz4 and zstd codecs compile their bundled C sources with `cc` | none required (optional C crc32c) | librdkafka 2.16.0, bundled in the wheel | librdkafka 2.10.0 (built with cmake, or a system library) | OpenSSL with the default `security` feature |
 //! | protocol versions | negotiated per broker (ApiVersions); every schema version of 41 APIs, flexible versions | negotiated; messages from the JSON schemas, flexible versions | negotiated by librdkafka | negotiated by librdkafka | v0 requests only (OffsetCommit up to v2), magic-0 message sets |
 //! | idempotent producer | yes, default | yes, default | yes | yes | — |
-//! | transactions | not yet (`read_committed` consuming: yes) | yes | yes | yes | — |
+//! | transactions | yes (protocol v1; `read_committed` consuming) | yes | yes | yes | — |
 //! | consumer groups | classic: range, roundrobin, sticky, cooperative-sticky; static membership | classic: range, roundrobin, sticky, cooperative-sticky | classic: range, roundrobin, cooperative-sticky | classic: range, roundrobin, cooperative-sticky | offset storage for a named group only; no membership (partitions chosen by the caller) |
 //! | KIP-848 (`group.protocol=consumer`) | yes | — | yes (GA since librdkafka 2.12) | preview in librdkafka 2.10 | — |
 //! | compression | gzip, snappy, lz4, zstd | gzip; snappy, lz4, zstd with optional packages | gzip, snappy, lz4, zstd | gzip, snappy, lz4; zstd with the `zstd` feature | gzip, snappy |

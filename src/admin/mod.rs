@@ -20,6 +20,7 @@ mod configs;
 mod groups;
 mod records;
 mod topics;
+mod transactions;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,6 +41,7 @@ pub use configs::{
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, GroupState, MemberDescription};
 pub use records::ClusterDescription;
 pub use topics::{NewPartitions, NewTopic, PartitionDescription, TopicDescription};
+pub use transactions::{TransactionDescription, TransactionListing};
 
 use crate::cluster::{Cluster, ClusterMetadata, Purpose, TopicSelection};
 use crate::config::{client_options, ClientConfig, ClientConfigBuilder};

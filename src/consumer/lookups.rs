@@ -111,6 +111,20 @@ impl Consumer {
         }
     }
 
+    /// What [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction)
+    /// needs to commit this member's offsets in a transaction: group id,
+    /// generation (member epoch with KIP-848), member id and group instance
+    /// id, read now. `None` without `group_id`.
+    pub fn group_metadata(&self) -> Option<crate::producer::ConsumerGroupMetadata> {
+        let m = self.group.as_ref()?.member();
+        Some(crate::producer::ConsumerGroupMetadata {
+            group_id: m.group_id,
+            generation_id: m.generation,
+            member_id: m.member_id,
+            group_instance_id: m.instance_id,
+        })
+    }
+
     /// A snapshot of the consumer's counters.
     pub fn metrics(&self) -> ConsumerMetrics {
         let mut m = self.metrics.snapshot();

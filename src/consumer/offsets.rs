@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::message::OffsetAndTimestamp;
-use crate::cluster::{Cluster, Purpose};
+use crate::cluster::{Cluster, Purpose, TopicSelection};
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::Member;
 use crate::partition::{OffsetAndMetadata, TopicPartition};
@@ -59,6 +59,9 @@ pub(crate) fn list_offsets(
         .retry_backoff()
         .max(Duration::from_millis(10));
     let mut last_error: Option<Error> = None;
+    // Whether metadata was already fetched for topics this client had none
+    // for (the first lookup after `assign()`).
+    let mut asked_for_unknown = false;
     while !todo.is_empty() {
         if Instant::now() >= deadline {
             let what = last_error.map_or_else(String::new, |e| format!(": {e}"));
@@ -186,11 +189,26 @@ pub(crate) fn list_offsets(
             );
         }
         if !retry.is_empty() {
-            cluster.request_update();
-            std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
-            if let Err(e) = cluster.maybe_refresh() {
-                if e.repeats_on_reconnect() {
-                    return Err(e);
+            let unknown = retry.iter().any(|(tp, _)| snap.topic(&tp.topic).is_none());
+            if unknown && !asked_for_unknown {
+                // Not a failure to back off from: this client never asked
+                // about the topic yet (a pause here cost every `assign()`
+                // of a new topic `retry_backoff_ms`, 100 ms, before its
+                // first record). Ask now, once.
+                asked_for_unknown = true;
+                if let Err(e) = cluster.refresh(TopicSelection::Interest) {
+                    if e.repeats_on_reconnect() {
+                        return Err(e);
+                    }
+                    last_error = Some(e);
+                }
+            } else {
+                cluster.request_update();
+                std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
+                if let Err(e) = cluster.maybe_refresh() {
+                    if e.repeats_on_reconnect() {
+                        return Err(e);
+                    }
                 }
             }
         }

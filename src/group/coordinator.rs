@@ -14,6 +14,41 @@ pub(crate) fn find_coordinator(
     group_id: &str,
     timeout: Duration,
 ) -> Result<i32> {
+    find_coordinator_of(cluster, CoordinatorKey::Group(group_id), timeout)
+}
+
+/// What a coordinator is looked up for (FindCoordinator's key type).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CoordinatorKey<'a> {
+    /// A consumer group (key type 0).
+    Group(&'a str),
+    /// A transactional id (key type 1).
+    Transaction(&'a str),
+}
+
+impl CoordinatorKey<'_> {
+    fn parts(self) -> (i8, &'static str) {
+        match self {
+            CoordinatorKey::Group(_) => (0, "group"),
+            CoordinatorKey::Transaction(_) => (1, "transactional id"),
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            CoordinatorKey::Group(k) | CoordinatorKey::Transaction(k) => k,
+        }
+    }
+}
+
+/// Looks up the coordinator of a group or transactional id.
+pub(crate) fn find_coordinator_of(
+    cluster: &Cluster,
+    of: CoordinatorKey<'_>,
+    timeout: Duration,
+) -> Result<i32> {
+    let (key_type, noun) = of.parts();
+    let group_id = of.key();
     let deadline = Instant::now() + timeout;
     let backoff = cluster
         .config()
@@ -24,7 +59,7 @@ pub(crate) fn find_coordinator(
         if Instant::now() >= deadline {
             let why = last.map_or_else(String::new, |e| format!(": {e}"));
             return Err(Error::timeout(format!(
-                "finding the coordinator of group `{group_id}` did not finish within {} ms{why}",
+                "finding the coordinator of {noun} `{group_id}` did not finish within {} ms{why}",
                 timeout.as_millis()
             )));
         }
@@ -55,14 +90,14 @@ pub(crate) fn find_coordinator(
                 version = v;
                 if v >= 4 {
                     FindCoordinatorRequest {
-                        key_type: 0,
+                        key_type,
                         coordinator_keys: vec![group_id.to_owned()],
                         ..Default::default()
                     }
                 } else {
                     FindCoordinatorRequest {
                         key: group_id.to_owned(),
-                        key_type: 0,
+                        key_type,
                         ..Default::default()
                     }
                 }
@@ -73,7 +108,7 @@ pub(crate) fn find_coordinator(
                     last = Some(e);
                     continue;
                 }
-                Err(e) => return Err(e.context("finding the group coordinator")),
+                Err(e) => return Err(e.context(format_args!("finding the {noun} coordinator"))),
             };
             let (code, node, message) = if version >= 4 {
                 match r.coordinators.first() {
@@ -87,7 +122,7 @@ pub(crate) fn find_coordinator(
                 let e = Error::broker(
                     code,
                     format!(
-                        "finding the coordinator of group `{group_id}`{}",
+                        "finding the coordinator of {noun} `{group_id}`{}",
                         message.map_or_else(String::new, |m| format!(": {m}"))
                     ),
                 );

@@ -40,6 +40,7 @@ pub(crate) use handle::{Group, GroupHandle, GroupShared, Member};
 
 pub use config::{AssignmentStrategy, GroupProtocol};
 use coordinator::find_coordinator;
+pub(crate) use coordinator::{find_coordinator_of, CoordinatorKey};
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;

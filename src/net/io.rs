@@ -12,8 +12,7 @@
 //! enforces deadlines: when the oldest call's deadline passes, every pending
 //! call fails and the connection is closed, as the Java client does. When
 //! the connection dies for any reason, every pending call fails at once with
-//! a retriable error.
-//!
+//! a retriable error.//!
 //! **Re-authentication** (KIP-368): when the SASL login said the session
 //! ends, the writer re-authenticates before it does. At 85–95 % of the
 //! session it stops taking calls, lets the answers in flight drain, sends
@@ -24,7 +23,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,7 +53,10 @@ pub(crate) struct Pending {
 
 /// What the reader tells the writer.
 pub(crate) enum ReaderEvent {
-    /// One answer was delivered on connection generation `gen`.
+    /// An answer was delivered on connection generation `gen` while the
+    /// writer had `max_in_flight` calls out (it may take calls again). Sent
+    /// only then: a wake-up of the writer per answer cost a context switch
+    /// on every request.
     Done { gen: u64 },
     /// Connection generation `gen` is gone.
     Died { gen: u64 },
@@ -63,11 +65,31 @@ pub(crate) enum ReaderEvent {
 struct Live {
     writer: Box<dyn WriteHalf>,
     pending_tx: Sender<Pending>,
+    load: Arc<Load>,
     /// When to re-authenticate (KIP-368), if the SASL session ends.
     reauth_at: Option<Instant>,
 }
 
+/// What the writer and the reader of one connection share: the calls
+/// written and not yet answered, counted by the writer before it registers
+/// a call and by the reader when it delivers the answer.
+#[derive(Default)]
+pub(crate) struct Load {
+    in_flight: AtomicUsize,
+    /// Answers delivered so far (the writer's idle check notices activity).
+    answers: AtomicU64,
+    /// Set by the reader when it gives the connection up, before it fails
+    /// the calls still waiting: a caller that got such a failure and sends
+    /// again at once must not be written into the dead socket while the
+    /// reader's `Died` event is still on its way to the writer.
+    dead: AtomicBool,
+}
+
 impl Live {
+    fn in_flight(&self) -> usize {
+        self.load.in_flight.load(Ordering::Acquire)
+    }
+
     fn reauth_due(&self, now: Instant) -> bool {
         self.reauth_at.is_some_and(|at| at <= now)
     }
@@ -86,46 +108,50 @@ fn reauth_time(now: Instant, session: Session) -> Option<Instant> {
     Some(now + lifetime.mul_f64(factor))
 }
 
+/// How often a writer whose re-authentication is due checks whether the
+/// answers in flight have drained (the reader signals only a writer at its
+/// in-flight limit).
+const DRAIN_TICK: Duration = Duration::from_millis(5);
+
 /// Runs the writer loop until every handle is dropped.
 pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
     let opts = &shared.opts;
     let (ev_tx, ev_rx) = crossbeam_channel::unbounded::<ReaderEvent>();
     let mut live: Option<Live> = None;
-    let mut in_flight = 0usize;
-    let mut dialer = Dialer {
-        backoff: Backoff::new(opts.reconnect_backoff, opts.reconnect_backoff_max),
-        gen: 0,
-        ev_tx,
-        auth_failure: None,
-    };
+    let mut answers_seen = 0u64;
+    let mut backoff = Backoff::new(opts.reconnect_backoff, opts.reconnect_backoff_max);
+    let mut gen = 0u64;
     let mut correlation_id = 0i32;
     let mut last_active = Instant::now();
+    let mut auth_failure: Option<Error> = None;
 
     loop {
         let now = Instant::now();
         let reauth_due = live.as_ref().is_some_and(|l| l.reauth_due(now));
-        if reauth_due && in_flight == 0 {
+        if reauth_due && live.as_ref().is_some_and(|l| l.in_flight() == 0) {
             if let Some(l) = live.as_mut() {
-                if let Err(e) = reauthenticate(&shared, l, &mut correlation_id, &mut in_flight) {
+                if let Err(e) = reauthenticate(&shared, l, &mut correlation_id) {
                     log::warn!(
                         "{}: re-authentication failed ({e}); closing the connection",
                         shared.name
                     );
                     l.writer.shutdown();
                     live = None;
-                    in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
-                    dialer.backoff.fail(Instant::now());
+                    backoff.fail(Instant::now());
                 }
             }
             continue;
         }
-        let accept_calls = live.is_none() || (in_flight < opts.max_in_flight && !reauth_due);
-        // Wake up in time to re-authenticate; once it is due, the answers
-        // still in flight (reader events) are what we wait for.
+        let accept_calls = live
+            .as_ref()
+            .map_or(true, |l| l.in_flight() < opts.max_in_flight && !reauth_due);
+        // Wake up in time to re-authenticate; once it is due, check often
+        // whether the answers in flight have drained.
         let wait = match live.as_ref().and_then(|l| l.reauth_at) {
-            Some(at) if !reauth_due => at.saturating_duration_since(now).min(WRITER_TICK),
-            _ => WRITER_TICK,
+            Some(_) if reauth_due => DRAIN_TICK,
+            Some(at) => at.saturating_duration_since(now).min(WRITER_TICK),
+            None => WRITER_TICK,
         };
         let event = if accept_calls {
             select! {
@@ -157,13 +183,28 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                 return;
             }
             Event::Cmd(Some(Cmd::Connect(reply))) => {
-                let r = dialer.ensure_live(&shared, &mut live).map(|_| Bytes::new());
+                let r = ensure_live(
+                    &shared,
+                    &mut live,
+                    &mut backoff,
+                    &mut gen,
+                    &ev_tx,
+                    &mut auth_failure,
+                )
+                .map(|_| Bytes::new());
                 reply.complete(r);
                 last_active = now;
             }
             Event::Cmd(Some(Cmd::Call(call))) => {
                 last_active = now;
-                if let Err(e) = dialer.ensure_live(&shared, &mut live) {
+                if let Err(e) = ensure_live(
+                    &shared,
+                    &mut live,
+                    &mut backoff,
+                    &mut gen,
+                    &ev_tx,
+                    &mut auth_failure,
+                ) {
                     call.reply.complete(Err(e));
                     continue;
                 }
@@ -171,35 +212,38 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                     continue;
                 };
                 correlation_id = correlation_id.wrapping_add(1).max(1);
-                if let Err(dead) = write_call(l, call, correlation_id, &mut in_flight) {
+                if let Err(dead) = write_call(l, call, correlation_id) {
                     log::debug!("{}: write failed: {dead}", shared.name);
                     l.writer.shutdown();
                     live = None;
-                    in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
-                    dialer.backoff.fail(Instant::now());
+                    backoff.fail(Instant::now());
                 }
             }
             Event::Reader(Some(ReaderEvent::Done { gen: g })) => {
-                if g == dialer.gen {
-                    in_flight = in_flight.saturating_sub(1);
+                if g == gen {
                     last_active = now;
                 }
             }
             Event::Reader(Some(ReaderEvent::Died { gen: g })) => {
-                if g == dialer.gen {
+                if g == gen {
                     if let Some(l) = live.take() {
                         l.writer.shutdown();
-                        dialer.backoff.fail(now);
+                        backoff.fail(now);
                     }
-                    in_flight = 0;
                     shared.connected.store(false, Ordering::Release);
                 }
             }
             Event::Reader(None) => {}
             Event::Tick => {
-                if let (Some(idle), Some(_)) = (opts.max_idle, live.as_ref()) {
-                    if in_flight == 0 && now.duration_since(last_active) >= idle {
+                if let (Some(idle), Some(l)) = (opts.max_idle, live.as_ref()) {
+                    // Answers do not wake the writer: notice them here.
+                    let answers = l.load.answers.load(Ordering::Acquire);
+                    if answers != answers_seen {
+                        answers_seen = answers;
+                        last_active = now;
+                    }
+                    if l.in_flight() == 0 && now.duration_since(last_active) >= idle {
                         log::debug!("{}: closing idle connection", shared.name);
                         if let Some(l) = live.take() {
                             l.writer.shutdown();
@@ -232,12 +276,7 @@ fn closed_error(shared: &Shared) -> Error {
 
 /// Writes one call. `Err` means the connection is dead (the call has been
 /// answered or handed to the reader, which fails it).
-fn write_call(
-    l: &mut Live,
-    mut call: Call,
-    correlation_id: i32,
-    in_flight: &mut usize,
-) -> io::Result<()> {
+fn write_call(l: &mut Live, mut call: Call, correlation_id: i32) -> io::Result<()> {
     if call.frame.len() < 12 {
         call.reply
             .complete(Err(Error::protocol("request frame shorter than a header")));
@@ -252,6 +291,9 @@ fn write_call(
                 deadline: Instant::now() + call.timeout,
                 reply: call.reply,
             };
+            // Counted before the reader can see the call, so its count
+            // never goes below zero.
+            l.load.in_flight.fetch_add(1, Ordering::AcqRel);
             if let Err(back) = l.pending_tx.send(pending) {
                 // The reader is gone: the connection died a moment ago.
                 back.0.reply.complete(Err(Error::new(
@@ -260,7 +302,6 @@ fn write_call(
                 )));
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "reader gone"));
             }
-            *in_flight += 1;
             // On failure the reader sees the socket close and fails the call.
             write_frame(&mut l.writer, &call.frame, &call.tail)
         }
@@ -320,12 +361,7 @@ fn write_frame(w: &mut dyn io::Write, first: &[u8], rest: &[FramePart]) -> io::R
 /// Re-authenticates `l` (KIP-368) with SaslHandshake and SaslAuthenticate
 /// sent as ordinary calls through the reader; the caller has drained the
 /// calls in flight and takes no new ones until this returns.
-fn reauthenticate(
-    shared: &Shared,
-    l: &mut Live,
-    correlation_id: &mut i32,
-    in_flight: &mut usize,
-) -> Result<()> {
+fn reauthenticate(shared: &Shared, l: &mut Live, correlation_id: &mut i32) -> Result<()> {
     let opts = &shared.opts;
     let config = opts
         .sasl
@@ -340,7 +376,6 @@ fn reauthenticate(
     let mut ex = ThroughReader {
         live: l,
         correlation_id,
-        in_flight,
         shared,
     };
     let session = sasl::authenticate(&mut ex, config, &versions, &opts.addr)?;
@@ -353,7 +388,6 @@ fn reauthenticate(
 struct ThroughReader<'a> {
     live: &'a mut Live,
     correlation_id: &'a mut i32,
-    in_flight: &'a mut usize,
     shared: &'a Shared,
 }
 
@@ -371,7 +405,7 @@ impl sasl::Exchange for ThroughReader<'_> {
             reply: Reply::new(tx, 0),
         };
         *self.correlation_id = self.correlation_id.wrapping_add(1).max(1);
-        if let Err(e) = write_call(self.live, call, *self.correlation_id, self.in_flight) {
+        if let Err(e) = write_call(self.live, call, *self.correlation_id) {
             return Err(Error::new(
                 ErrorKind::Disconnected,
                 format!("writing {} failed: {e}", R::API_KEY.name()),
@@ -399,104 +433,122 @@ impl sasl::Exchange for ThroughReader<'_> {
     }
 }
 
-/// What the writer keeps between connections.
-struct Dialer {
-    backoff: Backoff,
-    /// Counts connections, so events of a dead one are ignored.
-    gen: u64,
-    ev_tx: Sender<ReaderEvent>,
-    /// The last login refusal, while its backoff lasts.
-    auth_failure: Option<Error>,
-}
-
-impl Dialer {
-    /// Connects (respecting the backoff) and runs the handshake unless
-    /// already connected. After an authentication failure, calls that come
-    /// before the backoff ends get that failure at once instead of waiting
-    /// to repeat it.
-    fn ensure_live(&mut self, shared: &Arc<Shared>, live: &mut Option<Live>) -> Result<()> {
-        let Dialer {
-            backoff,
-            gen,
-            ev_tx,
-            auth_failure,
-        } = self;
-        if live.is_some() {
+/// Connects (respecting the backoff) and runs the handshake unless already
+/// connected. After an authentication failure, calls that come before the
+/// backoff ends get that failure at once instead of waiting to repeat it.
+fn ensure_live(
+    shared: &Arc<Shared>,
+    live: &mut Option<Live>,
+    backoff: &mut Backoff,
+    gen: &mut u64,
+    ev_tx: &Sender<ReaderEvent>,
+    auth_failure: &mut Option<Error>,
+) -> Result<()> {
+    if let Some(l) = live.as_ref() {
+        if !l.load.dead.load(Ordering::Acquire) {
             return Ok(());
         }
-        let opts = &shared.opts;
-        if let Some(at) = backoff.next_attempt() {
-            let now = Instant::now();
-            if at > now {
-                if let Some(e) = auth_failure.as_ref() {
-                    return Err(e.clone());
-                }
-                std::thread::sleep(at - now);
-            }
-        }
-        let deadline = Instant::now() + opts.connect_timeout;
-        let result = opts
-            .transport
-            .connect(&opts.addr, opts.connect_timeout)
-            .and_then(|mut stream| {
-                let versions = handshake::run(&mut stream, opts, deadline)?;
-                Ok((stream, versions))
-            });
-        let (mut stream, handshake) = match result {
-            Ok(ok) => ok,
-            Err(e) => {
-                *auth_failure = (e.kind() == ErrorKind::Authentication).then(|| e.clone());
-                let pause = backoff.fail(Instant::now());
-                log::debug!(
-                    "{}: connect failed ({e}); next attempt in {} ms",
-                    shared.name,
-                    pause.as_millis()
-                );
-                return Err(e);
-            }
-        };
-        backoff.reset();
-        *auth_failure = None;
-        let reauth_at = reauth_time(Instant::now(), handshake.session);
-        if let Err(e) = stream.writer.set_write_timeout(Some(opts.request_timeout)) {
-            return Err(Error::io("configuring the socket", e));
-        }
-        *shared.versions.write() = Some(Arc::new(handshake.versions));
-        *gen += 1;
-        let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
-        let reader = stream.reader;
-        let ev = ev_tx.clone();
-        let g = *gen;
-        let max_frame = opts.max_frame;
-        let hint = opts.sasl.is_none().then_some(sasl::PLAINTEXT_HINT);
-        let spawned = std::thread::Builder::new()
-            .name(format!("kafka-rd-{}", shared.name))
-            .spawn(move || run_reader(reader, pending_rx, ev, g, max_frame, hint));
-        if let Err(e) = spawned {
-            stream.writer.shutdown();
-            return Err(Error::io("spawning a reader thread", e));
-        }
-        shared.connected.store(true, Ordering::Release);
-        *live = Some(Live {
-            writer: stream.writer,
-            pending_tx,
-            reauth_at,
-        });
-        Ok(())
+        // The reader gave this connection up; its `Died` (same generation)
+        // is ignored once a new connection is up.
+        l.writer.shutdown();
+        *live = None;
+        shared.connected.store(false, Ordering::Release);
+        backoff.fail(Instant::now());
     }
+    let opts = &shared.opts;
+    if let Some(at) = backoff.next_attempt() {
+        let now = Instant::now();
+        if at > now {
+            if let Some(e) = auth_failure.as_ref() {
+                return Err(e.clone());
+            }
+            std::thread::sleep(at - now);
+        }
+    }
+    let deadline = Instant::now() + opts.connect_timeout;
+    let result = opts
+        .transport
+        .connect(&opts.addr, opts.connect_timeout)
+        .and_then(|mut stream| {
+            let versions = handshake::run(&mut stream, opts, deadline)?;
+            Ok((stream, versions))
+        });
+    let (mut stream, handshake) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            *auth_failure = (e.kind() == ErrorKind::Authentication).then(|| e.clone());
+            let pause = backoff.fail(Instant::now());
+            log::debug!(
+                "{}: connect failed ({e}); next attempt in {} ms",
+                shared.name,
+                pause.as_millis()
+            );
+            return Err(e);
+        }
+    };
+    backoff.reset();
+    *auth_failure = None;
+    let reauth_at = reauth_time(Instant::now(), handshake.session);
+    if let Err(e) = stream.writer.set_write_timeout(Some(opts.request_timeout)) {
+        return Err(Error::io("configuring the socket", e));
+    }
+    *shared.versions.write() = Some(Arc::new(handshake.versions));
+    *gen += 1;
+    let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
+    let reader = stream.reader;
+    let ev = ev_tx.clone();
+    let g = *gen;
+    let max_frame = opts.max_frame;
+    let load = Arc::new(Load::default());
+    let reader_side = ReaderSide {
+        ev_tx: ev,
+        gen: g,
+        load: Arc::clone(&load),
+        max_in_flight: opts.max_in_flight,
+        hint: opts.sasl.is_none().then_some(sasl::PLAINTEXT_HINT),
+    };
+    let spawned = std::thread::Builder::new()
+        .name(format!("kafka-rd-{}", shared.name))
+        .spawn(move || run_reader(reader, pending_rx, reader_side, max_frame));
+    if let Err(e) = spawned {
+        stream.writer.shutdown();
+        return Err(Error::io("spawning a reader thread", e));
+    }
+    shared.connected.store(true, Ordering::Release);
+    *live = Some(Live {
+        writer: stream.writer,
+        pending_tx,
+        load,
+        reauth_at,
+    });
+    Ok(())
 }
 
-/// Reads answers until the connection dies or a deadline passes. `hint`
-/// is added when the broker hangs up before answering anything (a plaintext
-/// client at a SASL listener).
+/// How a reader reaches its writer.
+struct ReaderSide {
+    ev_tx: Sender<ReaderEvent>,
+    gen: u64,
+    load: Arc<Load>,
+    max_in_flight: usize,
+    /// Added to the failure when the broker hangs up before answering
+    /// anything (a plaintext client at a SASL listener).
+    hint: Option<&'static str>,
+}
+
+/// Reads answers until the connection dies or a deadline passes.
 fn run_reader(
     mut r: Box<dyn ReadHalf>,
     pending_rx: Receiver<Pending>,
-    ev_tx: Sender<ReaderEvent>,
-    gen: u64,
+    side: ReaderSide,
     max_frame: usize,
-    hint: Option<&'static str>,
 ) {
+    let ReaderSide {
+        ev_tx,
+        gen,
+        load,
+        max_in_flight,
+        hint,
+    } = side;
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut answered = 0u64;
     let mut frames = FrameReader::new(max_frame);
@@ -543,7 +595,11 @@ fn run_reader(
                     Ok((cid, body)) if cid == pending.correlation_id => {
                         answered += 1;
                         pending.reply.complete(Ok(body));
-                        if ev_tx.send(ReaderEvent::Done { gen }).is_err() {
+                        load.answers.fetch_add(1, Ordering::Release);
+                        let before = load.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        // Only a writer at its limit waits for this.
+                        if before >= max_in_flight && ev_tx.send(ReaderEvent::Done { gen }).is_err()
+                        {
                             return;
                         }
                     }
@@ -564,6 +620,7 @@ fn run_reader(
             Err(e) => break e,
         }
     };
+    load.dead.store(true, Ordering::Release);
     let failure = match hint {
         Some(hint) if answered == 0 && failure.kind() == ErrorKind::Disconnected => {
             let message = if failure.message() == "the broker closed the connection" {

@@ -5,6 +5,7 @@
 //! batch full, has it lingered long enough, is memory exhausted) are unit
 //! tested without sleeping.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::record::{BatchCompletion, RecordInfo};
+use super::record::{BatchCompletion, Payload, RecordInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::FxHashMap;
 use crate::records::RecordBatchBuilder;
@@ -96,7 +97,17 @@ pub(crate) struct AppendRecord<'r> {
     pub(crate) timestamp: i64,
     pub(crate) key: Option<&'r [u8]>,
     pub(crate) value: Option<&'r [u8]>,
-    pub(crate) headers: &'r [(&'r str, Option<&'r [u8]>)],
+    /// The record's own headers, read in place: no copy per record.
+    pub(crate) headers: &'r [(Cow<'r, str>, Option<Payload<'r>>)],
+}
+
+impl AppendRecord<'_> {
+    /// The headers as the batch builder takes them.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> + Clone {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref().map(Payload::as_bytes)))
+    }
 }
 
 /// `buffer_memory` accounting, per batch (as the Java client's BufferPool).
@@ -237,7 +248,7 @@ impl Accumulator {
             return Ok(None);
         }
         // A new batch: reserve its memory without holding the queue lock.
-        let headers = rec.headers.iter().copied();
+        let headers = rec.headers();
         let record_size = RecordBatchBuilder::new().record_size(
             rec.timestamp,
             rec.key.map(<[u8]>::len),
@@ -336,13 +347,10 @@ impl Accumulator {
         rec: &AppendRecord<'_>,
         limit: usize,
     ) -> Result<Option<RecordInfo>> {
-        let Some(index) = batch.builder.append_within(
-            limit,
-            rec.timestamp,
-            rec.key,
-            rec.value,
-            rec.headers.iter().copied(),
-        )?
+        let Some(index) =
+            batch
+                .builder
+                .append_within(limit, rec.timestamp, rec.key, rec.value, rec.headers())?
         else {
             return Ok(None);
         };
@@ -493,6 +501,20 @@ impl Accumulator {
                 q.open.is_some() || !q.full.is_empty()
             })
         })
+    }
+
+    /// The partitions with a batch (open or full) waiting.
+    pub(crate) fn queued_partitions(&self) -> Vec<(Arc<str>, i32)> {
+        let mut out = Vec::new();
+        for t in self.topics() {
+            for (p, q) in t.partitions.iter().enumerate() {
+                let q = q.lock();
+                if q.open.is_some() || !q.full.is_empty() {
+                    out.push((Arc::clone(&t.name), p as i32));
+                }
+            }
+        }
+        out
     }
 
     /// Removes queued batches created more than `timeout` before `now`.

@@ -80,6 +80,8 @@ pub struct ProducerConfig {
     pub(crate) delivery_timeout: Duration,
     pub(crate) retries: u32,
     pub(crate) partitioner: Partitioner,
+    pub(crate) transactional_id: Option<String>,
+    pub(crate) transaction_timeout_ms: i32,
 }
 
 impl ProducerConfig {
@@ -122,6 +124,16 @@ impl ProducerConfig {
     pub fn delivery_timeout(&self) -> Duration {
         self.delivery_timeout
     }
+
+    /// `transactional_id`, when the producer is transactional.
+    pub fn transactional_id(&self) -> Option<&str> {
+        self.transactional_id.as_deref()
+    }
+
+    /// `transaction_timeout_ms`.
+    pub fn transaction_timeout(&self) -> Duration {
+        Duration::from_millis(self.transaction_timeout_ms.max(0) as u64)
+    }
 }
 
 /// Builds a [`Producer`](super::Producer). Setters take kafka-python's
@@ -144,6 +156,8 @@ impl ProducerConfig {
 /// | `retry_backoff_ms` | 100 | |
 /// | `max_in_flight_requests_per_connection` | 5 | |
 /// | `partitioner` | murmur2 + sticky | [`Partitioner`] |
+/// | `transactional_id` | none | makes the producer transactional (implies idempotence) |
+/// | `transaction_timeout_ms` | 60000 | the broker aborts a transaction left open longer |
 ///
 /// When `enable_idempotence` is left at its default and `acks` is not
 /// `all` (or `retries` is 0), idempotence is turned off, as the Java
@@ -163,6 +177,7 @@ pub struct ProducerBuilder {
     retries: Option<i64>,
     partitioner: Option<Partitioner>,
     transactional_id: Option<String>,
+    transaction_timeout_ms: Option<i64>,
 }
 
 impl ProducerBuilder {
@@ -239,10 +254,20 @@ impl ProducerBuilder {
         self
     }
 
-    /// `transactional_id`: transactions are not available in this release;
-    /// setting it fails at build.
+    /// `transactional_id`: makes the producer transactional (see
+    /// [`Producer::init_transactions`](super::Producer::init_transactions)).
+    /// Implies idempotence: `enable_idempotence=false`, `acks` other than
+    /// `all`, `retries=0` or more than 5 requests in flight fail at build.
     pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
         self.transactional_id = Some(id.into());
+        self
+    }
+
+    /// `transaction_timeout_ms` (default 60000): how long the coordinator
+    /// lets a transaction stay open before it aborts it (at most the
+    /// broker's `transaction.max.timeout.ms`).
+    pub fn transaction_timeout_ms(mut self, ms: i64) -> Self {
+        self.transaction_timeout_ms = Some(ms);
         self
     }
 
@@ -352,11 +377,39 @@ impl ProducerBuilder {
             Some(false) => false,
             None => acks == Acks::All && retries > 0 && max_in_flight <= 5,
         };
+        let transaction_timeout = positive(
+            "transaction_timeout_ms",
+            self.transaction_timeout_ms,
+            60_000,
+            1,
+            i32::MAX as i64,
+        )? as i32;
         if let Some(id) = &self.transactional_id {
-            return Err(Error::config(
-                "transactional_id",
-                format!("`{id}`: transactions are not available in this release yet"),
-            ));
+            if id.is_empty() {
+                return Err(Error::config("transactional_id", "is empty"));
+            }
+            let conflict = if self.enable_idempotence == Some(false) {
+                Some(("enable_idempotence", "false".to_owned()))
+            } else if acks != Acks::All {
+                Some(("acks", acks.as_i16().to_string()))
+            } else if retries == 0 {
+                Some(("retries", "0".to_owned()))
+            } else if max_in_flight > 5 {
+                Some((
+                    "max_in_flight_requests_per_connection",
+                    max_in_flight.to_string(),
+                ))
+            } else {
+                None
+            };
+            if let Some((key, value)) = conflict {
+                return Err(Error::config(
+                    key,
+                    format!(
+                        "{value} contradicts transactional_id, which needs an idempotent producer (enable_idempotence=true, acks=\"all\", retries > 0, max_in_flight_requests_per_connection <= 5)"
+                    ),
+                ));
+            }
         }
         Ok(ProducerConfig {
             client,
@@ -371,6 +424,8 @@ impl ProducerBuilder {
             delivery_timeout,
             retries,
             partitioner: self.partitioner.unwrap_or_default(),
+            transactional_id: self.transactional_id,
+            transaction_timeout_ms: transaction_timeout,
         })
     }
 
@@ -454,8 +509,34 @@ mod tests {
                 "max_in_flight_requests_per_connection",
             ),
             (
-                ProducerBuilder::default().transactional_id("tx"),
+                ProducerBuilder::default().transactional_id(""),
                 "transactional_id",
+            ),
+            (
+                ProducerBuilder::default()
+                    .transactional_id("tx")
+                    .enable_idempotence(false),
+                "enable_idempotence",
+            ),
+            (
+                ProducerBuilder::default().transactional_id("tx").acks(1),
+                "acks",
+            ),
+            (
+                ProducerBuilder::default().transactional_id("tx").retries(0),
+                "retries",
+            ),
+            (
+                ProducerBuilder::default()
+                    .transactional_id("tx")
+                    .max_in_flight_requests_per_connection(6),
+                "max_in_flight_requests_per_connection",
+            ),
+            (
+                ProducerBuilder::default()
+                    .transactional_id("tx")
+                    .transaction_timeout_ms(0),
+                "transaction_timeout_ms",
             ),
             (
                 ProducerBuilder::default().bootstrap_servers("h:x"),
@@ -467,5 +548,12 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Config);
             assert!(e.to_string().contains(&format!("`{key}`")), "{key}: {e}");
         }
+        let c = ProducerBuilder::default()
+            .transactional_id("tx")
+            .config()
+            .unwrap();
+        assert!(c.enable_idempotence());
+        assert_eq!(c.transactional_id(), Some("tx"));
+        assert_eq!(c.transaction_timeout(), Duration::from_secs(60));
     }
 }

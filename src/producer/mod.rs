@@ -45,6 +45,7 @@ mod partitioner;
 mod record;
 mod sender;
 mod serializer;
+mod transaction;
 mod typed;
 mod wire;
 
@@ -62,13 +63,16 @@ pub use record::{DeliveryFuture, IntoPayload, Payload, Record, RecordMetadata, S
 #[cfg(feature = "json")]
 pub use serializer::JsonSerializer;
 pub use serializer::{BigEndianSerializer, BytesSerializer, StringSerializer};
+pub use transaction::{ConsumerGroupMetadata, TransactionState};
 pub use typed::TypedProducer;
 
 use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, TopicQueues};
 use record::{BatchCompletion, RecordInfo};
+use transaction::Transactions;
 
 use crate::cluster::{Cluster, PartitionMetadata};
 use crate::error::{Error, ErrorKind, Result};
+use crate::{OffsetAndMetadata, TopicPartition};
 
 /// A Kafka producer. See the [module documentation](self).
 #[derive(Clone)]
@@ -84,6 +88,7 @@ struct Inner {
     state: Arc<AtomicU8>,
     thread: Mutex<Option<JoinHandle<()>>>,
     round_robin: partitioner::PartitionerState,
+    txn: Option<Arc<Transactions>>,
 }
 
 impl Producer {
@@ -106,6 +111,13 @@ impl Producer {
         ));
         let metrics = Arc::new(metrics::Metrics::default());
         let state = Arc::new(AtomicU8::new(sender::RUNNING));
+        let txn = cfg.transactional_id.as_ref().map(|id| {
+            Arc::new(Transactions::new(
+                id.clone(),
+                cfg.transaction_timeout_ms,
+                Arc::clone(&cluster),
+            ))
+        });
         let sender = sender::SenderThread::new(
             Arc::clone(&cfg),
             Arc::clone(&cluster),
@@ -113,6 +125,7 @@ impl Producer {
             Arc::clone(&metrics),
             Arc::clone(&state),
             wake_rx,
+            txn.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("kafka-producer-sender".into())
@@ -127,6 +140,7 @@ impl Producer {
                 state,
                 thread: Mutex::new(Some(thread)),
                 round_robin: partitioner::PartitionerState::default(),
+                txn,
             }),
         })
     }
@@ -164,29 +178,21 @@ impl Producer {
         if inner.acc.is_closed() {
             return Err(Error::closed("send() on a closed producer"));
         }
+        if let Some(txn) = &inner.txn {
+            txn.check_send()?;
+        }
         let topic = match inner.acc.topic(&record.topic) {
             Some(t) => t,
             None => self.setup_topic(&record.topic)?,
         };
         let key = record.key.as_ref().map(Payload::as_bytes);
         let value = record.value.as_ref().map(Payload::as_bytes);
-        let header_storage: Vec<(&str, Option<&[u8]>)>;
-        let headers: &[(&str, Option<&[u8]>)] = if record.headers.is_empty() {
-            &[]
-        } else {
-            header_storage = record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_ref(), v.as_ref().map(Payload::as_bytes)))
-                .collect();
-            &header_storage
-        };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let rec = AppendRecord {
             timestamp,
             key,
             value,
-            headers,
+            headers: &record.headers,
         };
         self.check_size(&rec, &topic.name)?;
         let max_block = inner.cfg.max_block;
@@ -285,7 +291,7 @@ impl Producer {
     /// each record sent before this call is acknowledged or has failed, or
     /// `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        if sender::on_sender_thread() {
+        if record::on_callback_thread() {
             return Err(Error::invalid_argument(
                 "flush() inside a delivery callback would wait for the thread running the callback",
             ));
@@ -326,6 +332,100 @@ impl Producer {
     /// Dropping the last clone closes with `delivery_timeout_ms`.
     pub fn close(&self, timeout: Duration) -> Result<()> {
         self.inner.close(timeout)
+    }
+
+    /// Transactions: gets the producer id and epoch for `transactional_id`
+    /// from its transaction coordinator, which fences any older producer
+    /// with the same id and completes (aborts) a transaction it left open.
+    /// Call once, before the first [`begin_transaction`](Self::begin_transaction).
+    /// A timeout leaves the call resumable: call it again.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use kafka_blocking::producer::{Producer, Record};
+    ///
+    /// # fn main() -> kafka_blocking::Result<()> {
+    /// let producer = Producer::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .transactional_id("orders-writer-1")
+    ///     .build()?;
+    /// let t = Duration::from_secs(30);
+    /// producer.init_transactions(t)?;
+    /// producer.begin_transaction()?;
+    /// producer.send(Record::new("orders").value("one"))?;
+    /// producer.send(Record::new("orders").value("two"))?;
+    /// match producer.commit_transaction(t) {
+    ///     Ok(()) => {}
+    ///     Err(e) if e.kind() == kafka_blocking::ErrorKind::TransactionAbortable => {
+    ///         producer.abort_transaction(t)?; // and try the work again
+    ///     }
+    ///     Err(e) => return Err(e), // fatal (fenced, ...): close the producer
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn init_transactions(&self, timeout: Duration) -> Result<()> {
+        self.txn("init_transactions()")?.init(timeout)
+    }
+
+    /// Opens a transaction: the records sent until the commit or abort
+    /// belong to it. Local only (the coordinator hears of it with the
+    /// first partition or offsets added).
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.txn("begin_transaction()")?.begin()
+    }
+
+    /// Adds a consumer's offsets to the open transaction: they are
+    /// committed for `group` if and only if the transaction commits (the
+    /// read-process-write pattern). `group` comes from
+    /// [`Consumer::group_metadata`](crate::Consumer::group_metadata), so
+    /// a member that left the group's generation cannot commit (KIP-447).
+    pub fn send_offsets_to_transaction<I>(
+        &self,
+        offsets: I,
+        group: &ConsumerGroupMetadata,
+        timeout: Duration,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+    {
+        let txn = self.txn("send_offsets_to_transaction()")?;
+        let offsets: Vec<(TopicPartition, OffsetAndMetadata)> = offsets.into_iter().collect();
+        txn.send_offsets(&offsets, group, timeout)
+    }
+
+    /// Sends every record of the transaction, waits for their
+    /// acknowledgements, and commits. Fails with
+    /// [`ErrorKind::TransactionAbortable`] when any record (or offset) of
+    /// the transaction failed: then call
+    /// [`abort_transaction`](Self::abort_transaction). A timeout leaves the
+    /// commit resumable: call it again (it does not start over).
+    pub fn commit_transaction(&self, timeout: Duration) -> Result<()> {
+        self.txn("commit_transaction()")?
+            .commit(timeout, |left| self.flush(left))
+    }
+
+    /// Aborts the open transaction: records not sent yet fail, records
+    /// already written are never shown to `read_committed` consumers. A
+    /// timeout leaves the abort resumable: call it again.
+    pub fn abort_transaction(&self, timeout: Duration) -> Result<()> {
+        self.txn("abort_transaction()")?
+            .abort(timeout, |left| self.flush(left))
+    }
+
+    /// Where the transactional producer is; `None` without
+    /// `transactional_id`.
+    pub fn transaction_state(&self) -> Option<TransactionState> {
+        self.inner.txn.as_ref().map(|t| t.state())
+    }
+
+    fn txn(&self, call: &str) -> Result<&Transactions> {
+        self.inner.txn.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidState,
+                format!("{call} needs a transactional producer: set transactional_id"),
+            )
+        })
     }
 
     /// The partitions of `topic` (fetching metadata if need be).
@@ -426,7 +526,7 @@ fn max_record_size(rec: &AppendRecord<'_>) -> usize {
     n += VARINT + rec.key.map_or(0, <[u8]>::len);
     n += VARINT + rec.value.map_or(0, <[u8]>::len);
     n += VARINT;
-    for (k, v) in rec.headers {
+    for (k, v) in rec.headers() {
         n += VARINT + k.len() + VARINT + v.map_or(0, <[u8]>::len);
     }
     n

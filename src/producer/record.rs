@@ -460,7 +460,7 @@ impl BatchCompletion {
             if let Some(r) = st.as_ref() {
                 return Some(r.clone());
             }
-            if super::sender::on_sender_thread() {
+            if on_callback_thread() {
                 // Inside a delivery callback: this batch can only complete
                 // on this very thread.
                 return Some(Err(crate::Error::invalid_argument(
@@ -541,6 +541,22 @@ impl fmt::Debug for DeliveryFuture {
             .field("done", &self.is_done())
             .finish()
     }
+}
+
+thread_local! {
+    static ON_CALLBACK_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as the one that completes batches and runs
+/// delivery callbacks (the producer's sender thread).
+pub(crate) fn mark_callback_thread() {
+    ON_CALLBACK_THREAD.with(|f| f.set(true));
+}
+
+/// Whether the calling thread is a producer's sender thread (delivery
+/// callbacks run there; waiting for a delivery from one would deadlock).
+pub(crate) fn on_callback_thread() -> bool {
+    ON_CALLBACK_THREAD.with(std::cell::Cell::get)
 }
 
 #[cfg(test)]

@@ -105,13 +105,46 @@ pub struct Fetched {
 /// with raw Fetch requests (independent of the consumer under test).
 #[allow(dead_code)]
 pub fn fetch_all(client: &Client, topic: &str) -> Vec<Fetched> {
+    let mut out = Vec::new();
+    fetch_batches(client, topic, |partition, batch| {
+        if batch.is_control() {
+            return;
+        }
+        for r in batch.records() {
+            let r = r.expect("record");
+            out.push(Fetched {
+                partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key.map(|k| k.to_vec()),
+                value: r.value.map(|v| v.to_vec()),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_vec())))
+                    .collect(),
+            });
+        }
+    });
+    out
+}
+
+/// Hands every record batch of `topic` (control batches included, read
+/// uncommitted) to `f` with its partition, in offset order per partition,
+/// from offset 0 up to the high watermark, with raw Fetch requests. A
+/// batch that starts before the offset asked for is handed over whole.
+#[allow(dead_code)]
+pub fn fetch_batches(
+    client: &Client,
+    topic: &str,
+    mut f: impl FnMut(i32, &kafka_blocking::records::Batch),
+) {
     use kafka_blocking::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_blocking::protocol::messages::FetchRequest;
     use kafka_blocking::records::{ReadOptions, RecordBatches};
 
     let md = client.refresh_metadata(Some(&[topic])).expect("metadata");
     let t = md.topic(topic).expect("topic").clone();
-    let mut out = Vec::new();
     for p in &t.partitions {
         let mut offset = 0i64;
         for _ in 0..100_000 {
@@ -147,36 +180,17 @@ pub fn fetch_all(client: &Client, topic: &str) -> Vec<Fetched> {
             let records = data.records.clone().unwrap_or_default();
             for batch in RecordBatches::new(records, ReadOptions::default()) {
                 let batch = batch.expect("batch");
-                if batch.is_control() {
-                    offset = offset.max(batch.last_offset() + 1);
+                if batch.last_offset() < offset {
                     continue;
                 }
-                for r in batch.records() {
-                    let r = r.expect("record");
-                    if r.offset < offset {
-                        continue;
-                    }
-                    offset = r.offset + 1;
-                    out.push(Fetched {
-                        partition: p.partition,
-                        offset: r.offset,
-                        timestamp: r.timestamp,
-                        key: r.key.map(|k| k.to_vec()),
-                        value: r.value.map(|v| v.to_vec()),
-                        headers: r
-                            .headers
-                            .iter()
-                            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_vec())))
-                            .collect(),
-                    });
-                }
+                offset = batch.last_offset() + 1;
+                f(p.partition, &batch);
             }
             if offset >= data.high_watermark || offset == before {
                 break;
             }
         }
     }
-    out
 }
 
 /// One process-wide logger that hands every record to the sinks tests

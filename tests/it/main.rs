@@ -15,3 +15,5 @@ mod producer_faults;
 mod raw_protocol;
 mod sasl;
 mod tls;
+mod transaction_faults;
+mod transactions;

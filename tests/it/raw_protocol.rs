@@ -405,3 +405,156 @@ fn a_dying_connection_fails_every_pending_request_at_once() {
         );
     }
 }
+
+/// The writer keeps at most `max_in_flight_requests_per_connection`
+/// requests unanswered on a connection, and sends the ones waiting behind
+/// them as answers come back (the reader tells the writer only when it was
+/// at that limit, so this is the path that must not stall).
+#[test]
+fn a_connection_keeps_at_most_max_in_flight_requests_on_the_wire() {
+    use kafka_blocking::protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_blocking::protocol::messages::{
+        ApiVersionsRequest, ApiVersionsResponse, MetadataResponse,
+    };
+    use kafka_blocking::protocol::{read_frame, Decoder, Request, RequestHeader, ResponseHeader};
+    use kafka_blocking::Bytes;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+
+    fn answer<R: Request>(frame: &Bytes, version: i16, response: &R::Response) -> Vec<u8> {
+        use kafka_blocking::protocol::Message;
+        let mut d = Decoder::new(frame);
+        let header = RequestHeader::decode(&mut d, R::request_header_version(version))
+            .expect("request header");
+        let mut out = vec![0; 4];
+        ResponseHeader {
+            correlation_id: header.correlation_id,
+            ..Default::default()
+        }
+        .encode(&mut out, R::response_header_version(version))
+        .expect("header");
+        response.encode(&mut out, version).expect("response");
+        let len = (out.len() - 4) as i32;
+        out[..4].copy_from_slice(&len.to_be_bytes());
+        out
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let metadata = MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: 1,
+            host: "127.0.0.1".into(),
+            port: i32::from(port),
+            ..Default::default()
+        }],
+        controller_id: 1,
+        ..Default::default()
+    };
+    let hold = Arc::new(AtomicBool::new(false));
+    // Held Metadata requests: (connection, its number, frame, version).
+    type Held = Vec<(TcpStream, usize, Bytes, i16)>;
+    let held: Arc<Mutex<Held>> = Arc::default();
+    let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    {
+        let (hold, held, conns, metadata) =
+            (hold.clone(), held.clone(), conns.clone(), metadata.clone());
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let Ok(clone) = stream.try_clone() else {
+                    return;
+                };
+                conns.lock().unwrap().push(clone);
+                let (hold, held, metadata) = (hold.clone(), held.clone(), metadata.clone());
+                std::thread::spawn(move || {
+                    while let Ok(frame) = read_frame(&mut stream, 1 << 20) {
+                        if frame.len() < 8 {
+                            return;
+                        }
+                        let key = i16::from_be_bytes([frame[0], frame[1]]);
+                        let version = i16::from_be_bytes([frame[2], frame[3]]);
+                        let frame = Bytes::from(frame);
+                        let reply = if key == ApiVersionsRequest::API_KEY.0 {
+                            let mut r = ApiVersionsResponse::default();
+                            for (api_key, max_version) in [(18, 3), (3, 12)] {
+                                r.api_keys.push(
+                                    kafka_blocking::protocol::messages::api_versions_response::ApiVersion {
+                                        api_key,
+                                        min_version: 0,
+                                        max_version,
+                                        ..Default::default()
+                                    },
+                                );
+                            }
+                            answer::<ApiVersionsRequest>(&frame, version.min(3), &r)
+                        } else if hold.load(SeqCst) {
+                            let Ok(s) = stream.try_clone() else { return };
+                            held.lock().unwrap().push((s, n, frame, version));
+                            continue;
+                        } else {
+                            answer::<MetadataRequest>(&frame, version, &metadata)
+                        };
+                        if stream.write_all(&reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let c = Arc::new(
+        Client::new(
+            ClientConfig::builder()
+                .bootstrap_servers(format!("127.0.0.1:{port}"))
+                .max_in_flight_requests_per_connection(2)
+                .request_timeout_ms(20_000)
+                .build()
+                .expect("config"),
+        )
+        .expect("client"),
+    );
+    // All on node 1's connection.
+    c.send_to(1, &MetadataRequest::default()).expect("warm up");
+    hold.store(true, SeqCst);
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || c.send_to(1, &MetadataRequest::default()))
+        })
+        .collect();
+    let per_conn_max = |held: &Held| {
+        let mut count = std::collections::HashMap::new();
+        for (_, n, _, _) in held {
+            *count.entry(*n).or_insert(0usize) += 1;
+        }
+        count.values().copied().max().unwrap_or(0)
+    };
+    let mut answered = 0;
+    let started = Instant::now();
+    while answered < 4 && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut h = held.lock().unwrap();
+        assert!(
+            per_conn_max(&h) <= 2,
+            "more than max_in_flight requests unanswered on one connection"
+        );
+        // Answer what is held, in order; the rest may then go out.
+        for (mut s, _, frame, version) in h.drain(..) {
+            let reply = answer::<MetadataRequest>(&frame, version, &metadata);
+            s.write_all(&reply).expect("answer");
+            answered += 1;
+        }
+    }
+    for call in calls {
+        call.join()
+            .expect("thread")
+            .expect("every call is answered");
+    }
+    assert_eq!(answered, 4);
+    for s in conns.lock().unwrap().drain(..) {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
