@@ -604,10 +604,15 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// `api_version`: the broker version to assume (`"2.8"`, `"0.11.0"`)
-    /// when a broker refuses the ApiVersions request entirely. Every broker
-    /// from 0.10 answers it, so this client always asks and negotiates; the
-    /// setting only matters for proxies that drop the request.
+    /// `api_version`: the Kafka release to assume (`"2.8"`, `"0.11.0"`)
+    /// when a broker refuses the ApiVersions request entirely (hangs up on
+    /// it). Every broker from 0.10 answers it, so this client always asks
+    /// and negotiates; the setting only matters for proxies that drop the
+    /// request. Then each API's version is picked from what that release
+    /// supports (a table of releases 0.10.0 to 4.0, as kafka-python; a
+    /// release between two is taken as the older one). Without it, such a
+    /// broker is a `Disconnected` error. Releases before 0.10.0 fail at
+    /// `build()`.
     pub fn api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = Some(version.into());
         self
@@ -792,11 +797,18 @@ fn parse_api_version(s: &str) -> Result<(u16, u16, u16)> {
         .split('.')
         .map(|p| p.parse::<u16>().map_err(|_| bad()))
         .collect::<Result<_>>()?;
-    match parts.as_slice() {
-        [a, b] => Ok((*a, *b, 0)),
-        [a, b, c] => Ok((*a, *b, *c)),
-        _ => Err(bad()),
+    let release = match parts.as_slice() {
+        [a, b] => (*a, *b, 0),
+        [a, b, c] => (*a, *b, *c),
+        _ => return Err(bad()),
+    };
+    if release < (0, 10, 0) {
+        return Err(Error::config(
+            "api_version",
+            format!("`{s}`: brokers older than 0.10.0 are not supported"),
+        ));
     }
+    Ok(release)
 }
 
 /// Generates the shared client-option setters on a builder that has a
@@ -1017,6 +1029,7 @@ mod tests {
                 "receive_message_max_bytes",
             ),
             (ClientConfig::builder().api_version("two"), "api_version"),
+            (ClientConfig::builder().api_version("0.9"), "api_version"),
             (
                 ClientConfig::builder().security_protocol("SASL_GSSAPI"),
                 "security_protocol",

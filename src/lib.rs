@@ -289,7 +289,7 @@
 //! | `connections_max_idle_ms` | PCA | `connections_max_idle_ms` | 540000 | `-1`: never close |
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
-//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
+//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions: then that release's API versions are assumed |
 //! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`), `SASL_PLAINTEXT`, `SASL_SSL` (feature `tls`) |
 //! | `ssl_cafile` | PCA | `ssl_cafile` | system trust store | PEM bundle of the CAs that signed the brokers' certificates |
 //! | `ssl_certfile` | PCA | `ssl_certfile` | none | client certificate (PEM) for mTLS; may also hold the key |
@@ -344,6 +344,7 @@
 //! | `heartbeat_interval_ms` | C | `heartbeat_interval_ms` | 3000 | classic protocol |
 //! | `partition_assignment_strategy` | C | `partition_assignment_strategy` | `range`, `cooperative-sticky` | as the Java client 4.x; kafka-python: range, roundrobin |
 //! | `check_crcs` | C | `check_crcs` | `true` | |
+//! | *(none)* | | `max_decompressed_bytes` (consumer) | 67108864 (64 MiB) | the most one compressed batch may decompress to; a batch over it is a `Compression` error naming this setting |
 //! | `isolation_level` | C | `isolation_level` | `read_uncommitted` | |
 //! | `allow_auto_create_topics` | C | `allow_auto_create_topics` | `true` | |
 //! | `exclude_internal_topics` | C | `exclude_internal_topics` | `true` | |

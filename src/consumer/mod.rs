@@ -324,7 +324,7 @@ impl Consumer {
         Ok(Consumer {
             read_options: ReadOptions {
                 check_crcs: cfg.check_crcs,
-                ..ReadOptions::default()
+                max_decompressed_bytes: cfg.max_decompressed_bytes,
             },
             cfg,
             cluster,

@@ -106,16 +106,27 @@ fn api_versions(
             Ok(r) => r,
             // Only a broker that hangs up on the request (pre-0.10) counts
             // as refusing it; resets during a restart are retried instead.
-            Err(e)
-                if opts.assume_versions_if_refused
-                    && e.kind() == ErrorKind::Disconnected
-                    && attempt == 0 =>
-            {
+            Err(e) if e.kind() == ErrorKind::Disconnected && attempt == 0 => {
+                let Some(release) = opts.api_version else {
+                    return Err(e);
+                };
                 log::warn!(
-                    "broker {} refused ApiVersions ({e}); assuming version 0 of every API as api_version is set",
+                    "broker {} refused ApiVersions ({e}); assuming the versions of Kafka {release:?} (api_version)",
                     opts.addr
                 );
-                return Ok(BrokerVersions::assume_v0());
+                let versions = BrokerVersions::for_kafka_release(release).ok_or_else(|| {
+                    Error::config(
+                        "api_version",
+                        format!("{release:?}: brokers older than 0.10.0 are not supported"),
+                    )
+                })?;
+                // The broker hung up: talk to it on a new connection.
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(handshake_timeout(opts));
+                }
+                *stream = opts.transport.connect(&opts.addr, left)?;
+                return Ok(versions);
             }
             Err(e) => return Err(e),
         };

@@ -3,12 +3,17 @@
 //! testkit, or `KAFKA_BOOTSTRAP_SERVERS`), plus fault-injection fakes.
 
 mod admin;
+// Needs the SASL config keys of the `sasl` work and a SASL broker.
+#[cfg(kafka_sasl)]
+mod admin_sasl_acls;
 mod consumer;
 mod consumer_faults;
 mod faults;
+mod fetch_sessions;
 mod group;
 mod group_faults;
 mod group_kip848;
+mod group_mixed;
 mod harness;
 mod producer;
 mod producer_faults;
