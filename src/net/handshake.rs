@@ -123,7 +123,7 @@ fn api_versions(
                 // The broker hung up: talk to it on a new connection.
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(handshake_timeout(opts));
+                    return Err(handshake_timeout(opts, "ApiVersions"));
                 }
                 *stream = opts.transport.connect(&opts.addr, left)?;
                 return Ok(versions);
