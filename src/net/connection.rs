@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::RwLock;
 
+use super::sasl::SaslConfig;
 use super::transport::Transport;
 use crate::bytes::Bytes;
 use crate::config::{BrokerAddress, ClientConfig};
@@ -28,6 +29,8 @@ pub(crate) struct ConnectionOptions {
     /// the broker refuses ApiVersions.
     pub(crate) api_version: Option<(u16, u16, u16)>,
     pub(crate) transport: Arc<dyn Transport>,
+    /// The SASL login after ApiVersions, when `security_protocol` asks.
+    pub(crate) sasl: Option<SaslConfig>,
 }
 
 impl ConnectionOptions {
@@ -49,6 +52,7 @@ impl ConnectionOptions {
             max_frame: config.receive_message_max_bytes,
             api_version: config.api_version,
             transport,
+            sasl: config.sasl.clone(),
         }
     }
 }

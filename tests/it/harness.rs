@@ -221,3 +221,38 @@ pub fn fetch_batches(
         }
     }
 }
+
+/// One process-wide logger that hands every record to the sinks tests
+/// register (the `log` crate takes a single logger per process, and
+/// several test modules check log lines).
+struct FanOut(std::sync::Mutex<Vec<&'static dyn log::Log>>);
+
+impl log::Log for FanOut {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let sinks = self.0.lock().map(|s| s.clone()).unwrap_or_default();
+        for s in sinks {
+            if s.enabled(record.metadata()) {
+                s.log(record);
+            }
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Sends this process's log records (debug and above) to `sink` too.
+#[allow(dead_code)]
+pub fn add_log_sink(sink: &'static dyn log::Log) {
+    static FAN: OnceLock<&'static FanOut> = OnceLock::new();
+    let fan = *FAN.get_or_init(|| {
+        let fan: &'static FanOut = Box::leak(Box::new(FanOut(std::sync::Mutex::new(Vec::new()))));
+        let _ = log::set_logger(fan);
+        log::set_max_level(log::LevelFilter::Debug);
+        fan
+    });
+    if let Ok(mut sinks) = fan.0.lock() {
+        sinks.push(sink);
+    }
+}

@@ -20,6 +20,7 @@ mod harness;
 mod producer;
 mod producer_faults;
 mod raw_protocol;
+mod sasl;
 mod tls;
 mod transaction_faults;
 mod transactions;
