@@ -72,11 +72,12 @@ Options:
                          -X client.id=me -X linger.ms=20 -X session.timeout.ms=6000
                          (-C/-G do not create missing topics unless
                          -X allow.auto.create.topics=true)
+
   -q                     no progress notes on stderr
   -h                     this help
 
 Security (-X, kafka-python or Java/librdkafka names):
-  security.protocol=PLAINTEXT|SSL
+  security.protocol=PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL
   ssl.ca.location=<pem>              CA certificates (ssl_cafile; default: the
                                      system trust store)
   ssl.certificate.location=<pem>     client certificate for mTLS (ssl_certfile)
@@ -86,6 +87,10 @@ Security (-X, kafka-python or Java/librdkafka names):
   ssl.endpoint.identification.algorithm=https|none
                                      check the broker's host name (default https;
                                      same as ssl_check_hostname=true|false)
+  sasl.mechanism=<m>                 PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+                                     (also sasl.mechanisms; sasl_mechanism)
+  sasl.username=<user>               (sasl_plain_username)
+  sasl.password=<password>           never printed (sasl_plain_password)
 
 Exit codes: 0 success, 1 runtime error, 2 usage error.";
 
@@ -415,6 +420,9 @@ macro_rules! client_option {
             "receive_message_max_bytes" => $builder.receive_message_max_bytes(int($given, $value)?),
             "api_version" => $builder.api_version($value),
             "security_protocol" => $builder.security_protocol($value),
+            "sasl_mechanism" | "sasl_mechanisms" => $builder.sasl_mechanism($value),
+            "sasl_username" | "sasl_plain_username" => $builder.sasl_plain_username($value),
+            "sasl_password" | "sasl_plain_password" => $builder.sasl_plain_password($value),
             "ssl_cafile" | "ssl_ca_location" => $builder.ssl_cafile($value),
             "ssl_certfile" | "ssl_certificate_location" => $builder.ssl_certfile($value),
             "ssl_keyfile" | "ssl_key_location" => $builder.ssl_keyfile($value),

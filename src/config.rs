@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::net::sasl::{OAuthBearerTokenProvider, ProviderSlot, SaslConfig, SaslSettings};
 
 /// The default Kafka port, used when a bootstrap server has none.
 pub const DEFAULT_PORT: u16 = 9092;
@@ -136,22 +137,57 @@ pub enum SecurityProtocol {
     Plaintext,
     /// TLS (crate feature `tls`), configured by the `ssl_*` options.
     Ssl,
+    /// SASL authentication (`sasl_mechanism`) over unencrypted TCP.
+    SaslPlaintext,
+    /// SASL authentication over TLS (crate feature `tls`; the `ssl_*` and
+    /// `sasl_*` options).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The name kafka-python and the broker use (`PLAINTEXT`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether connections log in with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
 }
 
 // ---- TLS options (security_protocol=SSL) -------------------------------
 // Kept together so the SASL options can sit beside them without conflicts.
 
 impl SecurityProtocol {
-    /// Whether connections run over TLS (`SSL`, and `SASL_SSL` once SASL
-    /// is available).
+    /// Whether connections run over TLS (`SSL` and `SASL_SSL`).
     pub fn uses_tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl)
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 }
 
 /// A secret (a password) whose `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub(crate) struct Secret(pub(crate) String);
+
+impl Secret {
+    pub(crate) fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -220,7 +256,7 @@ impl SslOptions {
             if let Some(key) = keys.first() {
                 return Err(Error::config(
                     key,
-                    format!("is set but security_protocol is {protocol:?}, which does not use TLS: set security_protocol=SSL, or remove {key}"),
+                    format!("is set but security_protocol is {}, which does not use TLS: set security_protocol=SSL (or SASL_SSL), or remove {key}", protocol.name()),
                 ));
             }
             #[cfg(feature = "tls")]
@@ -373,6 +409,7 @@ pub struct ClientConfig {
     pub(crate) receive_message_max_bytes: usize,
     pub(crate) api_version: Option<(u16, u16, u16)>,
     pub(crate) security_protocol: SecurityProtocol,
+    pub(crate) sasl: Option<SaslConfig>,
     /// The TLS configuration when `security_protocol` uses TLS.
     #[cfg(feature = "tls")]
     pub(crate) tls: TlsSetting,
@@ -419,6 +456,11 @@ impl ClientConfig {
         self.security_protocol
     }
 
+    /// The SASL mechanism connections log in with, when SASL is on.
+    pub fn sasl_mechanism(&self) -> Option<crate::SaslMechanism> {
+        self.sasl.as_ref().map(|s| s.mechanism)
+    }
+
     /// The largest response frame accepted.
     pub fn receive_message_max_bytes(&self) -> usize {
         self.receive_message_max_bytes
@@ -441,6 +483,7 @@ impl Default for ClientConfig {
             receive_message_max_bytes: crate::protocol::DEFAULT_MAX_FRAME_BYTES,
             api_version: None,
             security_protocol: SecurityProtocol::Plaintext,
+            sasl: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -466,6 +509,7 @@ pub struct ClientConfigBuilder {
     receive_message_max_bytes: Option<i64>,
     api_version: Option<String>,
     security_protocol: Option<String>,
+    sasl: SaslSettings,
     ssl: SslOptions,
 }
 
@@ -539,7 +583,8 @@ impl ClientConfigBuilder {
     }
 
     /// `socket_connection_setup_timeout_ms`: how long a TCP connect plus
-    /// the ApiVersions handshake may take (default 10000, as the Java client).
+    /// the ApiVersions handshake and the SASL login may take (default
+    /// 10000, as the Java client).
     pub fn socket_connection_setup_timeout_ms(mut self, ms: i64) -> Self {
         self.socket_connection_setup_timeout_ms = Some(ms);
         self
@@ -559,19 +604,58 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// `api_version`: the broker version to assume (`"2.8"`, `"0.11.0"`)
-    /// when a broker refuses the ApiVersions request entirely. Every broker
-    /// from 0.10 answers it, so this client always asks and negotiates; the
-    /// setting only matters for proxies that drop the request.
+    /// `api_version`: the Kafka release to assume (`"2.8"`, `"0.11.0"`)
+    /// when a broker refuses the ApiVersions request entirely (hangs up on
+    /// it). Every broker from 0.10 answers it, so this client always asks
+    /// and negotiates; the setting only matters for proxies that drop the
+    /// request. Then each API's version is picked from what that release
+    /// supports (a table of releases 0.10.0 to 4.0, as kafka-python; a
+    /// release between two is taken as the older one). Without it, such a
+    /// broker is a `Disconnected` error. Releases before 0.10.0 fail at
+    /// `build()`.
     pub fn api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = Some(version.into());
         self
     }
 
-    /// `security_protocol`: `PLAINTEXT` (default) or `SSL` (TLS, crate
-    /// feature `tls`; see the `ssl_*` options).
+    /// `security_protocol`: `PLAINTEXT` (default), `SSL` (TLS, crate
+    /// feature `tls`; see the `ssl_*` options), `SASL_PLAINTEXT` (log in
+    /// with `sasl_mechanism`) or `SASL_SSL` (both).
     pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
         self.security_protocol = Some(protocol.into());
+        self
+    }
+
+    /// `sasl_mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (feature
+    /// `scram`) or `OAUTHBEARER`; required with a `SASL_*`
+    /// `security_protocol`. `GSSAPI` and `AWS_MSK_IAM` are not supported
+    /// (build() says what to use instead).
+    pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
+        self.sasl.mechanism = Some(mechanism.into());
+        self
+    }
+
+    /// `sasl_plain_username`: the user for PLAIN and SCRAM.
+    pub fn sasl_plain_username(mut self, username: impl Into<String>) -> Self {
+        self.sasl.username = Some(username.into());
+        self
+    }
+
+    /// `sasl_plain_password`: the password for PLAIN and SCRAM. Never shown
+    /// in `Debug` output, errors or logs.
+    pub fn sasl_plain_password(mut self, password: impl Into<String>) -> Self {
+        self.sasl.password = Some(Secret::new(password));
+        self
+    }
+
+    /// `sasl_oauth_token_provider`: supplies tokens for OAUTHBEARER (see
+    /// [`OAuthBearerTokenProvider`]; [`UnsecuredJwtProvider`](crate::UnsecuredJwtProvider)
+    /// for development brokers).
+    pub fn sasl_oauth_token_provider(
+        mut self,
+        provider: impl OAuthBearerTokenProvider + 'static,
+    ) -> Self {
+        self.sasl.provider = Some(ProviderSlot(std::sync::Arc::new(provider)));
         self
     }
 
@@ -668,15 +752,18 @@ impl ClientConfigBuilder {
             None => SecurityProtocol::Plaintext,
             Some(p) if p.eq_ignore_ascii_case("PLAINTEXT") => SecurityProtocol::Plaintext,
             Some(p) if p.eq_ignore_ascii_case("SSL") => SecurityProtocol::Ssl,
+            Some(p) if p.eq_ignore_ascii_case("SASL_PLAINTEXT") => SecurityProtocol::SaslPlaintext,
+            Some(p) if p.eq_ignore_ascii_case("SASL_SSL") => SecurityProtocol::SaslSsl,
             Some(p) => {
                 return Err(Error::config(
                     "security_protocol",
-                    format!("`{p}` is not supported yet; PLAINTEXT and SSL are available"),
+                    format!("`{p}` is not a security protocol; use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
                 ))
             }
         };
         #[cfg_attr(not(feature = "tls"), allow(clippy::let_unit_value, unused_variables))]
         let tls = self.ssl.build(security_protocol)?;
+        let sasl = self.sasl.build(security_protocol)?;
         Ok(ClientConfig {
             bootstrap_servers,
             client_id,
@@ -691,6 +778,7 @@ impl ClientConfigBuilder {
             receive_message_max_bytes,
             api_version,
             security_protocol,
+            sasl,
             #[cfg(feature = "tls")]
             tls,
         })
@@ -709,11 +797,18 @@ fn parse_api_version(s: &str) -> Result<(u16, u16, u16)> {
         .split('.')
         .map(|p| p.parse::<u16>().map_err(|_| bad()))
         .collect::<Result<_>>()?;
-    match parts.as_slice() {
-        [a, b] => Ok((*a, *b, 0)),
-        [a, b, c] => Ok((*a, *b, *c)),
-        _ => Err(bad()),
+    let release = match parts.as_slice() {
+        [a, b] => (*a, *b, 0),
+        [a, b, c] => (*a, *b, *c),
+        _ => return Err(bad()),
+    };
+    if release < (0, 10, 0) {
+        return Err(Error::config(
+            "api_version",
+            format!("`{s}`: brokers older than 0.10.0 are not supported"),
+        ));
     }
+    Ok(release)
 }
 
 /// Generates the shared client-option setters on a builder that has a
@@ -784,6 +879,29 @@ macro_rules! client_options {
         /// `security_protocol`: see [`ClientConfigBuilder::security_protocol`](crate::ClientConfigBuilder::security_protocol).
         pub fn security_protocol(mut self, protocol: impl Into<String>) -> Self {
             self.client = self.client.security_protocol(protocol);
+            self
+        }
+        /// `sasl_mechanism`: see [`ClientConfigBuilder::sasl_mechanism`](crate::ClientConfigBuilder::sasl_mechanism).
+        pub fn sasl_mechanism(mut self, mechanism: impl Into<String>) -> Self {
+            self.client = self.client.sasl_mechanism(mechanism);
+            self
+        }
+        /// `sasl_plain_username`: see [`ClientConfigBuilder::sasl_plain_username`](crate::ClientConfigBuilder::sasl_plain_username).
+        pub fn sasl_plain_username(mut self, username: impl Into<String>) -> Self {
+            self.client = self.client.sasl_plain_username(username);
+            self
+        }
+        /// `sasl_plain_password`: see [`ClientConfigBuilder::sasl_plain_password`](crate::ClientConfigBuilder::sasl_plain_password).
+        pub fn sasl_plain_password(mut self, password: impl Into<String>) -> Self {
+            self.client = self.client.sasl_plain_password(password);
+            self
+        }
+        /// `sasl_oauth_token_provider`: see [`ClientConfigBuilder::sasl_oauth_token_provider`](crate::ClientConfigBuilder::sasl_oauth_token_provider).
+        pub fn sasl_oauth_token_provider(
+            mut self,
+            provider: impl crate::OAuthBearerTokenProvider + 'static,
+        ) -> Self {
+            self.client = self.client.sasl_oauth_token_provider(provider);
             self
         }
         /// `ssl_cafile`: see [`ClientConfigBuilder::ssl_cafile`](crate::ClientConfigBuilder::ssl_cafile).
@@ -911,6 +1029,7 @@ mod tests {
                 "receive_message_max_bytes",
             ),
             (ClientConfig::builder().api_version("two"), "api_version"),
+            (ClientConfig::builder().api_version("0.9"), "api_version"),
             (
                 ClientConfig::builder().security_protocol("SASL_GSSAPI"),
                 "security_protocol",
@@ -932,5 +1051,25 @@ mod tests {
             .unwrap();
         assert_eq!(c.connections_max_idle, None);
         assert_eq!(c.api_version, Some((2, 8, 0)));
+    }
+
+    #[test]
+    fn sasl_settings_build_and_hide_the_password() {
+        let b = ClientConfig::builder()
+            .security_protocol("sasl_plaintext")
+            .sasl_mechanism("PLAIN")
+            .sasl_plain_username("alice")
+            .sasl_plain_password("pw-that-must-not-show");
+        assert!(!format!("{b:?}").contains("pw-that-must-not-show"));
+        let c = b.build().unwrap();
+        assert_eq!(c.security_protocol(), SecurityProtocol::SaslPlaintext);
+        assert_eq!(c.sasl_mechanism(), Some(crate::SaslMechanism::Plain));
+        assert!(!format!("{c:?}").contains("pw-that-must-not-show"));
+        let e = ClientConfig::builder()
+            .sasl_plain_password("pw-that-must-not-show")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("`sasl_plain_password`"), "{e}");
+        assert!(!e.to_string().contains("pw-that-must-not-show"), "{e}");
     }
 }

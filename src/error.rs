@@ -63,6 +63,16 @@ pub enum ErrorKind {
     /// The consumer group changed under this member; commits for the old
     /// assignment are refused.
     Rebalance,
+    /// The broker refused to log this client in (SASL): a wrong password,
+    /// an unknown user, an expired token, a mechanism the listener does not
+    /// enable, or a broker that could not prove it knows the password. The
+    /// message carries the broker's reason. Not retriable: fix the
+    /// credentials.
+    Authentication,
+    /// The broker refused an operation because the principal lacks an ACL
+    /// (TOPIC_, GROUP_, CLUSTER_, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    /// the message names the resource. Not retriable.
+    Authorization,
     /// The current transaction cannot commit (a record or offset of it
     /// failed, the broker aborted it, ...): call `abort_transaction`, then
     /// begin a new one. The producer stays usable.
@@ -152,9 +162,20 @@ impl Error {
         Error::new(ErrorKind::Closed, message)
     }
 
-    /// The broker answered with `code` (never `NONE`).
+    /// The broker answered with `code` (never `NONE`). Authorization codes
+    /// give [`ErrorKind::Authorization`], SASL_AUTHENTICATION_FAILED
+    /// [`ErrorKind::Authentication`].
     pub fn broker(code: ErrorCode, message: impl Into<String>) -> Error {
-        let mut e = Error::new(ErrorKind::Broker, message);
+        let kind = match code {
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED
+            | ErrorCode::GROUP_AUTHORIZATION_FAILED
+            | ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+            | ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            | ErrorCode::DELEGATION_TOKEN_AUTHORIZATION_FAILED => ErrorKind::Authorization,
+            ErrorCode::SASL_AUTHENTICATION_FAILED => ErrorKind::Authentication,
+            _ => ErrorKind::Broker,
+        };
+        let mut e = Error::new(kind, message);
         e.inner.code = Some(code);
         e
     }
@@ -230,11 +251,24 @@ impl Error {
         }
     }
 
+    /// Whether the broker refused to log this client in
+    /// ([`ErrorKind::Authentication`]).
+    pub fn is_auth(&self) -> bool {
+        self.inner.kind == ErrorKind::Authentication
+    }
+
+    /// Whether the broker refused an operation for lack of an ACL
+    /// ([`ErrorKind::Authorization`]).
+    pub fn is_authorization(&self) -> bool {
+        self.inner.kind == ErrorKind::Authorization
+    }
+
     /// Whether every new connection would fail the same way (TLS: an
     /// untrusted or mismatched certificate, a listener speaking the other
-    /// protocol), so loops that retry connections report it instead.
+    /// protocol; SASL: a refused login), so loops that retry connections
+    /// report it instead.
     pub(crate) fn repeats_on_reconnect(&self) -> bool {
-        self.inner.kind == ErrorKind::Tls
+        matches!(self.inner.kind, ErrorKind::Tls | ErrorKind::Authentication)
     }
 
     /// The topic this error concerns, if any.
@@ -331,6 +365,17 @@ mod tests {
         assert!(e.is_retriable());
         assert_eq!(e.kind(), ErrorKind::Broker);
         assert_eq!(e.kafka_code(), Some(ErrorCode::NOT_LEADER_OR_FOLLOWER));
+    }
+
+    #[test]
+    fn auth_codes_are_typed() {
+        let e = Error::broker(ErrorCode::TOPIC_AUTHORIZATION_FAILED, "producing")
+            .with_topic("payments");
+        assert_eq!(e.kind(), ErrorKind::Authorization);
+        assert!(e.is_authorization() && !e.is_auth() && !e.is_retriable());
+        assert!(e.to_string().contains("topic `payments`"), "{e}");
+        let e = Error::broker(ErrorCode::SASL_AUTHENTICATION_FAILED, "login");
+        assert!(e.is_auth() && !e.is_retriable());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! * [Configuration](#configuration)
 //! * [Errors](#errors)
 //! * [Threading model](#threading-model)
+//! * [Testing against a broken cluster](#testing-against-a-broken-cluster)
 //! * [Compared with other clients](#compared-with-other-clients)
 //! * [Modules and features](#modules-and-features)
 //!
@@ -289,8 +290,8 @@
 //! | `connections_max_idle_ms` | PCA | `connections_max_idle_ms` | 540000 | `-1`: never close |
 //! | `max_in_flight_requests_per_connection` | PCA | `max_in_flight_requests_per_connection` | 5 | |
 //! | `receive_message_max_bytes` | PCA | `receive_message_max_bytes` | 104857600 (100 MiB) | kafka-python: 100000000 |
-//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions |
-//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`); `SASL_*`: not yet |
+//! | `api_version` | PCA | `api_version` | negotiated | only used when a broker refuses ApiVersions: then that release's API versions are assumed |
+//! | `security_protocol` | PCA | `security_protocol` | `PLAINTEXT` | `SSL` (feature `tls`), `SASL_PLAINTEXT`, `SASL_SSL` (feature `tls`) |
 //! | `ssl_cafile` | PCA | `ssl_cafile` | system trust store | PEM bundle of the CAs that signed the brokers' certificates |
 //! | `ssl_certfile` | PCA | `ssl_certfile` | none | client certificate (PEM) for mTLS; may also hold the key |
 //! | `ssl_keyfile` | PCA | `ssl_keyfile` | the key in `ssl_certfile` | PKCS#8, PKCS#1 or SEC1 PEM |
@@ -299,7 +300,11 @@
 //! | `ssl_crlfile` | PCA | `ssl_crlfile` | none | PEM CRLs; a listed broker certificate is refused |
 //! | `ssl_context` | PCA | `ssl_context` | | an `Arc<rustls::ClientConfig>` used as is (not combinable with the other `ssl_*`) |
 //! | `ssl_ciphers` | PCA | — | rustls' safe defaults | choose suites through `ssl_context` |
-//! | `sasl_mechanism`, `sasl_plain_username`, `sasl_plain_password`, `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name`, `sasl_oauth_token_provider` | PCA | — | | SASL: not yet |
+//! | `sasl_mechanism` | PCA | `sasl_mechanism` | none (required with `SASL_*`) | `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (feature `scram`), `OAUTHBEARER`; `GSSAPI`, `AWS_MSK_IAM` fail at `build()` saying what to use instead |
+//! | `sasl_plain_username`, `sasl_plain_password` | PCA | `sasl_plain_username`, `sasl_plain_password` | | PLAIN and SCRAM; the password never appears in `Debug`, errors or logs |
+//! | `sasl_oauth_token_provider` | PCA | `sasl_oauth_token_provider` | | an [`OAuthBearerTokenProvider`]; [`UnsecuredJwtProvider`] for development brokers only; asked again at 80 % of a token's lifetime |
+//! | `sasl_kerberos_name`, `sasl_kerberos_service_name`, `sasl_kerberos_domain_name` | PCA | — | | GSSAPI is not supported (no system Kerberos library in a pure-Rust client) |
+//! | *(Java)* `connections.max.reauth.ms` (broker) | | — | | sessions the broker bounds are re-authenticated in place (KIP-368) |
 //! | `proxy_url`, `socks5_proxy` | PCA | — | | not yet |
 //! | `client_dns_lookup` | PCA | — | `use_all_dns_ips` | every resolved address is tried in turn |
 //! | `bootstrap_timeout_ms` | PCA | — | | no separate bound: a first metadata lookup is bounded by `max_block_ms` (producer) or the call's timeout |
@@ -340,6 +345,7 @@
 //! | `heartbeat_interval_ms` | C | `heartbeat_interval_ms` | 3000 | classic protocol |
 //! | `partition_assignment_strategy` | C | `partition_assignment_strategy` | `range`, `cooperative-sticky` | as the Java client 4.x; kafka-python: range, roundrobin |
 //! | `check_crcs` | C | `check_crcs` | `true` | |
+//! | *(none)* | | `max_decompressed_bytes` (consumer) | 67108864 (64 MiB) | the most one compressed batch may decompress to; a batch over it is a `Compression` error naming this setting |
 //! | `isolation_level` | C | `isolation_level` | `read_uncommitted` | |
 //! | `allow_auto_create_topics` | C | `allow_auto_create_topics` | `true` | |
 //! | `exclude_internal_topics` | C | `exclude_internal_topics` | `true` | |
@@ -359,7 +365,9 @@
 //!   (fix the program), `Io`/`Disconnected`/`Timeout` (the network),
 //!   `Tls` (certificates, or `security_protocol` not matching the listener;
 //!   not retriable), `Broker` (see the code), `MessageTooLarge`, `BufferExhausted`,
-//!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, ...
+//!   `Serialization`, `NoOffset`, `Rebalance`, `Closed`, `Authentication`
+//!   (the SASL login failed: [`Error::is_auth`]) and `Authorization` (an
+//!   ACL is missing: [`Error::is_authorization`]), ...
 //! * [`Error::kafka_code`] — the broker's [`ErrorCode`](protocol::ErrorCode)
 //!   (`TOPIC_ALREADY_EXISTS`, `NOT_LEADER_OR_FOLLOWER`, ...), when there is one.
 //! * [`Error::is_retriable`] — whether the same call may succeed later.
@@ -379,7 +387,9 @@
 //! match producer.send(Record::new("audit").value("login"))?.wait() {
 //!     Ok(meta) => println!("offset {}", meta.offset()),
 //!     Err(e) if e.kind() == ErrorKind::MessageTooLarge => eprintln!("too big, dropped: {e}"),
-//!     Err(e) if e.kafka_code() == Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED) => {
+//!     Err(e) if e.is_authorization() => {
+//!         // TOPIC_AUTHORIZATION_FAILED here; the error names the topic.
+//!         assert_eq!(e.kafka_code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED));
 //!         eprintln!("ask for write access to `audit`: {e}")
 //!     }
 //!     Err(e) if e.is_retriable() => eprintln!("cluster unavailable for 2 minutes: {e}"),
@@ -428,6 +438,47 @@
 //! `flush` there is refused); rebalance and `commit_async` callbacks run on
 //! the consumer's own thread, inside `poll`/`next()`.
 //!
+//! ## Testing against a broken cluster
+//!
+//! With feature `testkit`, `testkit::ChaosCluster`
+//! makes one real broker look like a cluster of N brokers on N local ports,
+//! so that your own tests can move partition leaders, kill and revive
+//! brokers, slow them down or silence them, cut connections at random and
+//! inject error codes while your producers and consumers run. It rewrites
+//! the cluster's shape in `Metadata`, `FindCoordinator` and
+//! `DescribeCluster` answers, answers `NOT_LEADER_OR_FOLLOWER` and
+//! `NOT_COORDINATOR` on the wrong node, and forwards everything else to the
+//! real broker unchanged:
+//!
+//! ```no_run
+//! # #[cfg(feature = "testkit")]
+//! # fn main() -> kafka_blocking::Result<()> {
+//! use std::time::Duration;
+//! use kafka_blocking::producer::{Producer, Record};
+//! use kafka_blocking::testkit::{ChaosCluster, LocalBroker};
+//!
+//! let broker = LocalBroker::start()?;
+//! let cluster = ChaosCluster::start(broker.bootstrap_servers(), 3)?;
+//! let producer = Producer::builder()
+//!     .bootstrap_servers(cluster.bootstrap_servers())
+//!     .build()?;
+//! let pending = producer.send(Record::new("events").partition(0).value("a"))?;
+//! cluster.move_leader("events", 0, 2)?; // bumps the leader epoch
+//! cluster.kill(3); // port closed, connections cut, its partitions move
+//! cluster.set_cut_per_mille(10); // 1 request in 100 loses its connection
+//! pending.get(Duration::from_secs(30))?;
+//! cluster.revive(3)?;
+//! println!("{:?}", cluster.stats());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testkit"))]
+//! # fn main() {}
+//! ```
+//!
+//! The crate's own chaos tests (`tests/it/chaos.rs`) use it: an idempotent
+//! producer loses, duplicates and reorders nothing while leaders move every
+//! 200 ms and a node dies; a consumer group of three loses nothing.
+//!
 //! ## Compared with other clients
 //!
 //! From each project's documentation and source at the versions named
@@ -445,7 +496,7 @@
 //! | KIP-848 (`group.protocol=consumer`) | yes | — | yes (GA since librdkafka 2.12) | preview in librdkafka 2.10 | — |
 //! | compression | gzip, snappy, lz4, zstd | gzip; snappy, lz4, zstd with optional packages | gzip, snappy, lz4, zstd | gzip, snappy, lz4; zstd with the `zstd` feature | gzip, snappy |
 //! | admin client | topics, partitions, configs, groups and offsets, records, cluster, ACLs | yes (`KafkaAdminClient`) | yes (`AdminClient`) | yes (`AdminClient`, async) | — |
-//! | TLS / SASL | not yet | yes | yes | yes (`ssl`, `gssapi` features) | TLS (OpenSSL); no SASL |
+//! | TLS / SASL | TLS (rustls, feature `tls`); SASL: PLAIN, SCRAM-SHA-256/512, OAUTHBEARER, re-authentication (KIP-368) | yes | yes | yes (`ssl`, `gssapi` features) | TLS (OpenSSL); no SASL |
 //!
 //! The peer benchmark (`../shared/bench/peers`) found that kafka 0.10
 //! cannot produce to or consume from a current broker that stores v2
@@ -461,8 +512,13 @@
 //!   snapshot.
 //! * [`ClientConfig`] — the options every client shares.
 //! * Feature `json` — `producer::JsonSerializer` (serde_json).
+//! * Feature `scram` — SASL SCRAM-SHA-256/512 (RustCrypto's `sha2`, `hmac`,
+//!   `pbkdf2` and `getrandom`; pure Rust). PLAIN and OAUTHBEARER need no
+//!   feature.
 //! * Feature `testkit` — `testkit::LocalBroker`, a throw-away local broker
 //!   (Tansu) for tests and examples; honours `KAFKA_BOOTSTRAP_SERVERS`.
+//!   `testkit::SaslFront` puts a SASL listener in front of it, to test a
+//!   SASL setup without a secured cluster.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -482,6 +538,7 @@ pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod validate;
 
 /// The rustls version this crate is built with (feature `tls`), for
 /// [`ClientConfigBuilder::ssl_context`].
@@ -496,5 +553,8 @@ pub use crate::config::{
 };
 pub use crate::consumer::{Consumer, Message};
 pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::net::sasl::{
+    OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, UnsecuredJwtProvider,
+};
 pub use crate::partition::{OffsetAndMetadata, TopicPartition};
 pub use crate::producer::{Producer, Record};

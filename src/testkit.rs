@@ -8,6 +8,10 @@
 //! Building the crate never downloads anything; only [`LocalBroker::start`]
 //! may.
 //!
+//! [`SaslFront`] puts a SASL listener (PLAIN, SCRAM-SHA-256/512 with the
+//! `scram` feature, OAUTHBEARER with unsecured JWTs) in front of such a
+//! broker, so a SASL configuration can be tested without a secured cluster.
+//!
 //! Environment:
 //! * `KAFKA_BOOTSTRAP_SERVERS` — use that external broker instead (the same
 //!   tests then run against real Apache Kafka);
@@ -22,6 +26,14 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 
+mod chaos;
+pub use chaos::{ChaosCluster, ChaosStats};
+
+mod sasl_front;
+#[cfg(feature = "scram")]
+mod scram_server;
+
+pub use sasl_front::{SaslFront, SaslFrontBuilder, SaslFrontStats};
 #[cfg(feature = "testkit-tls")]
 mod tls;
 #[cfg(feature = "testkit-tls")]

@@ -114,6 +114,12 @@ impl AdminClient {
         before: impl IntoIterator<Item = (TopicPartition, i64)>,
         timeout: Option<Duration>,
     ) -> Result<Vec<(TopicPartition, Result<i64>)>> {
+        let before: Vec<(TopicPartition, i64)> = before.into_iter().collect();
+        for (tp, offset) in &before {
+            crate::validate::topic(&tp.topic)?;
+            crate::validate::partition(&tp.topic, tp.partition)?;
+            crate::validate::offset(&tp.topic, tp.partition, *offset, -1)?;
+        }
         let (order, offsets) = keyed(before);
         let dl = self.deadline(timeout);
         self.run_items(order, &dl, LEADER_RETRY, |pending| {

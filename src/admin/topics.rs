@@ -93,8 +93,14 @@ impl NewTopic {
     }
 
     fn to_request(&self) -> Result<CreatableTopic> {
-        if self.name.is_empty() {
-            return Err(Error::invalid_argument("a topic name must not be empty"));
+        crate::validate::topic(&self.name)?;
+        for (what, n) in [
+            ("num_partitions", self.num_partitions.map(i64::from)),
+            ("replication_factor", self.replication_factor.map(i64::from)),
+        ] {
+            if let Some(n) = n {
+                crate::validate::count_or_default(what, &self.name, n)?;
+            }
         }
         if !self.replica_assignment.is_empty()
             && (self.num_partitions.is_some() || self.replication_factor.is_some())
@@ -271,6 +277,9 @@ impl AdminClient {
         timeout: Option<Duration>,
     ) -> Result<Vec<(String, Result<()>)>> {
         let names: Vec<String> = topics.into_iter().map(Into::into).collect();
+        for n in &names {
+            crate::validate::topic(n)?;
+        }
         let dl = self.deadline(timeout);
         self.run_items(names, &dl, CONTROLLER_RETRY, |pending| {
             let id = self.controller()?;
@@ -408,6 +417,14 @@ impl AdminClient {
         let mut by_topic: HashMap<String, NewPartitions> = HashMap::new();
         let mut names = Vec::new();
         for p in partitions {
+            crate::validate::topic(&p.topic)?;
+            if p.total_count < 1 {
+                return Err(Error::invalid_argument(format!(
+                    "total partitions {} for `{}` must be at least 1",
+                    p.total_count, p.topic
+                ))
+                .with_topic(&p.topic));
+            }
             names.push(p.topic.clone());
             by_topic.entry(p.topic.clone()).or_insert(p);
         }

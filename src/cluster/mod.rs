@@ -287,9 +287,9 @@ impl Cluster {
                     continue
                 }
                 Ok(_) => {}
-                // A TLS failure repeats itself: report it now rather than
-                // retrying until the deadline.
-                Err(e) if e.repeats_on_reconnect() => return Err(e),
+                // A refused login, a TLS failure or a missing ACL repeats
+                // itself: report it now rather than retrying until the deadline.
+                Err(e) if e.repeats_on_reconnect() || e.is_authorization() => return Err(e),
                 Err(e) => last_err = Some(e),
             }
             let pause = self

@@ -76,6 +76,9 @@ impl Consumer {
             .into_iter()
             .map(|(t, o)| (t.into(), o.into()))
             .collect();
+        for (tp, o) in &offsets {
+            crate::validate::offset(&tp.topic, tp.partition, o.offset, 0)?;
+        }
         if offsets.is_empty() {
             return Ok(());
         }

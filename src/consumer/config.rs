@@ -73,6 +73,7 @@ pub struct ConsumerConfig {
     pub(crate) isolation_level: IsolationLevel,
     pub(crate) consumer_timeout: Option<Duration>,
     pub(crate) check_crcs: bool,
+    pub(crate) max_decompressed_bytes: usize,
     pub(crate) exclude_internal_topics: bool,
     pub(crate) allow_auto_create_topics: bool,
     pub(crate) group_protocol: GroupProtocol,
@@ -141,6 +142,10 @@ impl ConsumerConfig {
     pub fn check_crcs(&self) -> bool {
         self.check_crcs
     }
+    /// `max_decompressed_bytes`.
+    pub fn max_decompressed_bytes(&self) -> usize {
+        self.max_decompressed_bytes
+    }
     /// `group_protocol`.
     pub fn group_protocol(&self) -> GroupProtocol {
         self.group_protocol
@@ -188,7 +193,8 @@ impl ConsumerConfig {
 /// | `isolation_level` | `read_uncommitted` | or `read_committed` |
 /// | `consumer_timeout_ms` | forever | iteration ends after this long without records (from the first assignment) |
 /// | `check_crcs` | `true` | |
-/// | `exclude_internal_topics` | `true` | pattern subscriptions skip `__consumer_offsets` and friends |
+/// | `max_decompressed_bytes` | 67108864 | the most one compressed batch may decompress to (not a kafka-python key) |
+/// | `exclude_internal_topics` | `true` | pattern subscriptions skip the topics the broker flags internal (`__consumer_offsets`, ...) |
 /// | `allow_auto_create_topics` | `true` | subscribing to a missing topic may create it |
 /// | `group_protocol` | `classic` | `consumer`: KIP-848, when the broker offers it |
 /// | `group_remote_assignor` | broker's | `group_protocol=consumer` only (`uniform`, `range`) |
@@ -213,6 +219,7 @@ pub struct ConsumerBuilder {
     isolation_level: Option<String>,
     consumer_timeout_ms: Option<i64>,
     check_crcs: Option<bool>,
+    max_decompressed_bytes: Option<i64>,
     exclude_internal_topics: Option<bool>,
     allow_auto_create_topics: Option<bool>,
     group_protocol: Option<String>,
@@ -363,8 +370,23 @@ impl ConsumerBuilder {
         self
     }
 
-    /// `exclude_internal_topics`: pattern subscriptions never match internal
-    /// topics such as `__consumer_offsets` (default `true`).
+    /// `max_decompressed_bytes`: the most one compressed batch may
+    /// decompress to (default 64 MiB,
+    /// [`DEFAULT_MAX_DECOMPRESSED_BYTES`](crate::records::DEFAULT_MAX_DECOMPRESSED_BYTES)).
+    /// A batch that decompresses to more is reported as a `Compression`
+    /// error naming this setting, and the partition cannot be read past it
+    /// until the setting is raised: the cap guards against decompression
+    /// bombs, so raise it only for producers you trust to send highly
+    /// compressible batches. Not a kafka-python key (it has no cap).
+    pub fn max_decompressed_bytes(mut self, n: i64) -> Self {
+        self.max_decompressed_bytes = Some(n);
+        self
+    }
+
+    /// `exclude_internal_topics`: pattern subscriptions never match the
+    /// topics the broker flags as internal, such as `__consumer_offsets`
+    /// (default `true`). A user topic whose name starts with `__` is not
+    /// internal and is matched.
     pub fn exclude_internal_topics(mut self, on: bool) -> Self {
         self.exclude_internal_topics = Some(on);
         self
@@ -614,6 +636,13 @@ impl ConsumerBuilder {
             isolation_level,
             consumer_timeout,
             check_crcs: self.check_crcs.unwrap_or(true),
+            max_decompressed_bytes: range(
+                "max_decompressed_bytes",
+                self.max_decompressed_bytes,
+                crate::records::DEFAULT_MAX_DECOMPRESSED_BYTES as i64,
+                1,
+                isize::MAX as i64,
+            )? as usize,
             exclude_internal_topics: self.exclude_internal_topics.unwrap_or(true),
             allow_auto_create_topics: self.allow_auto_create_topics.unwrap_or(true),
             group_protocol,

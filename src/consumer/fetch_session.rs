@@ -7,7 +7,11 @@
 //! partitions that are new or whose fetch offset, limit or leader epoch
 //! changed, and name the partitions to forget. A response then lists only
 //! partitions with news. Brokers without sessions (id 0 in every answer,
-//! or Fetch older than v7) get a full request each time.
+//! or Fetch older than v7) get a full request each time. A session error
+//! (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, ...) or an
+//! incremental answer carrying another session id (0: the broker closed
+//! it) drops the session: the next request is a full one, from the
+//! positions the consumer holds, so nothing is skipped or read twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,6 +145,17 @@ impl Session {
             if session_id == 0 {
                 self.sent.clear();
             }
+        } else if session_id != self.id {
+            // The broker closed the session (id 0: the Java client then
+            // starts over too) or answered for another one (the Java
+            // client does not compare ids and goes on; we cannot know what
+            // the broker holds for us, so we start over as well). The
+            // answer's data still answers this request's offsets.
+            log::debug!(
+                "fetch session {}: incremental answer for session {session_id}; next fetch is a full one",
+                self.id
+            );
+            self.reset();
         } else {
             self.epoch = if self.epoch == i32::MAX {
                 1
@@ -252,6 +267,22 @@ mod tests {
         let p = s.plan(vec![want(0, 3)], 6);
         assert!(p.full);
         assert_eq!((p.session_id, p.session_epoch), (0, -1));
+    }
+
+    #[test]
+    fn an_incremental_answer_for_another_session_starts_over() {
+        for answered_id in [0, 78] {
+            let mut s = Session::default();
+            s.plan(vec![want(0, 0)], 13);
+            s.answered(true, 77);
+            let p = s.plan(vec![want(0, 4)], 13);
+            assert!(!p.full);
+            s.answered(false, answered_id);
+            let p = s.plan(vec![want(0, 8)], 13);
+            assert!(p.full, "after an answer for session {answered_id}");
+            assert_eq!((p.session_id, p.session_epoch), (0, 0));
+            assert_eq!(p.include.len(), 1);
+        }
     }
 
     #[test]

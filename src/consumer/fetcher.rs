@@ -86,6 +86,9 @@ struct FetchState {
     parts: HashMap<TopicPartition, FetchPos>,
     queued: HashMap<i32, usize>,
     closed: bool,
+    /// A refused SASL login (or a TLS failure) on a fetch connection, for
+    /// the consumer to report: retrying it would only repeat it.
+    auth_failure: Option<Error>,
 }
 
 struct Shared {
@@ -166,6 +169,12 @@ impl Fetcher {
             data_rx,
             thread: Some(thread),
         })
+    }
+
+    /// Takes the last connection failure that repeats on reconnect (a
+    /// refused login, a TLS failure) of a fetch connection, if any.
+    pub(crate) fn take_auth_failure(&self) -> Option<Error> {
+        self.shared.state.lock().auth_failure.take()
     }
 
     /// Fetches `tp` from `offset` on, for position epoch `epoch`.

@@ -275,15 +275,7 @@ impl std::fmt::Debug for Consumer {
 }
 
 fn check_topic(t: &str) -> Result<()> {
-    if t.is_empty() {
-        return Err(Error::invalid_argument("a topic name is empty"));
-    }
-    if t.len() > 249 {
-        return Err(Error::invalid_argument(format!(
-            "topic name `{t}` is longer than 249 characters"
-        )));
-    }
-    Ok(())
+    crate::validate::topic(t)
 }
 
 impl Consumer {
@@ -324,7 +316,7 @@ impl Consumer {
         Ok(Consumer {
             read_options: ReadOptions {
                 check_crcs: cfg.check_crcs,
-                ..ReadOptions::default()
+                max_decompressed_bytes: cfg.max_decompressed_bytes,
             },
             cfg,
             cluster,

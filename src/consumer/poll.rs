@@ -156,6 +156,11 @@ impl Consumer {
                 self.queue.extend(chunk.parts);
                 continue;
             }
+            // A fetch connection whose login is refused fetches nothing:
+            // say so rather than return no records until the timeout.
+            if let Some(e) = self.fetcher.take_auth_failure() {
+                return Some(Err(e));
+            }
             // Nothing buffered: wait for data or background work.
             if matches!(wait, Wait::Now) {
                 return None;

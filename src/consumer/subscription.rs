@@ -96,9 +96,9 @@ impl Consumer {
         let matched: BTreeSet<String> = snap
             .topics
             .values()
-            .filter(|t| {
-                !(self.cfg.exclude_internal_topics && (t.is_internal || t.name.starts_with("__")))
-            })
+            // The broker's flag, as topics() and the Java client: a user
+            // topic may start with `__` too.
+            .filter(|t| !(self.cfg.exclude_internal_topics && t.is_internal))
             .filter(|t| p.matches(&t.name))
             .map(|t| t.name.clone())
             .collect();

@@ -29,7 +29,10 @@ pub enum AssignmentStrategy {
     /// `roundrobin`: all partitions dealt one by one to the members (eager).
     RoundRobin,
     /// `sticky`: balanced, keeping as many previous owners as possible
-    /// (eager: every partition is revoked at each rebalance).
+    /// (eager: every partition is revoked at each rebalance). The contract
+    /// of the Java client's `StickyAssignor`, not its exact algorithm: a
+    /// group led by this client may place partitions differently (see the
+    /// crate's `group/assignor.rs` docs).
     Sticky,
     /// `cooperative-sticky`: as `sticky`, but only partitions that move are
     /// revoked (incremental cooperative rebalancing).

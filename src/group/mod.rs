@@ -238,6 +238,12 @@ impl Runner {
                             protocol = GroupProtocol::Classic;
                             break;
                         }
+                        // A refused login or a TLS failure: retrying
+                        // cannot help.
+                        Err(e) if e.repeats_on_reconnect() => {
+                            self.fail(e);
+                            self.coordinator_lost();
+                        }
                         Err(e) => {
                             log::debug!(
                                 "group `{}`: coordinator handshake failed: {e}",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::RwLock;
 
+use super::sasl::SaslConfig;
 use super::transport::Transport;
 use crate::bytes::Bytes;
 use crate::config::{BrokerAddress, ClientConfig};
@@ -24,8 +25,12 @@ pub(crate) struct ConnectionOptions {
     pub(crate) max_idle: Option<Duration>,
     pub(crate) max_in_flight: usize,
     pub(crate) max_frame: usize,
-    pub(crate) assume_versions_if_refused: bool,
+    /// `api_version`: the Kafka release whose API versions to assume when
+    /// the broker refuses ApiVersions.
+    pub(crate) api_version: Option<(u16, u16, u16)>,
     pub(crate) transport: Arc<dyn Transport>,
+    /// The SASL login after ApiVersions, when `security_protocol` asks.
+    pub(crate) sasl: Option<SaslConfig>,
 }
 
 impl ConnectionOptions {
@@ -45,8 +50,9 @@ impl ConnectionOptions {
             max_idle: config.connections_max_idle,
             max_in_flight: config.max_in_flight_requests_per_connection,
             max_frame: config.receive_message_max_bytes,
-            assume_versions_if_refused: config.api_version.is_some(),
+            api_version: config.api_version,
             transport,
+            sasl: config.sasl.clone(),
         }
     }
 }

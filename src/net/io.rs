@@ -12,23 +12,31 @@
 //! enforces deadlines: when the oldest call's deadline passes, every pending
 //! call fails and the connection is closed, as the Java client does. When
 //! the connection dies for any reason, every pending call fails at once with
-//! a retriable error.
+//! a retriable error.//!
+//! **Re-authentication** (KIP-368): when the SASL login said the session
+//! ends, the writer re-authenticates before it does. At 85–95 % of the
+//! session it stops taking calls, lets the answers in flight drain, sends
+//! SaslHandshake and SaslAuthenticate as ordinary calls through the reader,
+//! and then takes calls again: nothing is failed or reordered. A broker
+//! that refuses the login closes the connection, and the next call logs in
+//! afresh (and gets the authentication error if that fails too).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 
 use super::backoff::Backoff;
-use super::connection::{Call, Cmd, FramePart, Reply, Shared};
+use super::connection::{decode_response, Call, Cmd, FramePart, Reply, Shared};
 use super::handshake;
+use super::sasl::{self, Session};
 use super::transport::{ReadHalf, WriteHalf};
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::{Decoder, ResponseHeader};
+use crate::protocol::{encode_request, Decoder, Request, ResponseHeader};
 
 /// The longest a reader sleeps in one read before re-checking deadlines.
 const READER_TICK: Duration = Duration::from_millis(250);
@@ -58,6 +66,8 @@ struct Live {
     writer: Box<dyn WriteHalf>,
     pending_tx: Sender<Pending>,
     load: Arc<Load>,
+    /// When to re-authenticate (KIP-368), if the SASL session ends.
+    reauth_at: Option<Instant>,
 }
 
 /// What the writer and the reader of one connection share: the calls
@@ -68,13 +78,40 @@ pub(crate) struct Load {
     in_flight: AtomicUsize,
     /// Answers delivered so far (the writer's idle check notices activity).
     answers: AtomicU64,
+    /// Set by the reader when it gives the connection up, before it fails
+    /// the calls still waiting: a caller that got such a failure and sends
+    /// again at once must not be written into the dead socket while the
+    /// reader's `Died` event is still on its way to the writer.
+    dead: AtomicBool,
 }
 
 impl Live {
     fn in_flight(&self) -> usize {
         self.load.in_flight.load(Ordering::Acquire)
     }
+
+    fn reauth_due(&self, now: Instant) -> bool {
+        self.reauth_at.is_some_and(|at| at <= now)
+    }
 }
+
+/// When to re-authenticate a session of `lifetime` that began at `now`:
+/// at a random point between 85 % and 95 % of it, as the Java client, so
+/// connections made together do not all pause together.
+fn reauth_time(now: Instant, session: Session) -> Option<Instant> {
+    use std::hash::{BuildHasher, Hasher};
+    let lifetime = session.lifetime?;
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let factor = 0.85 + (r % 1000) as f64 / 10_000.0;
+    Some(now + lifetime.mul_f64(factor))
+}
+
+/// How often a writer whose re-authentication is due checks whether the
+/// answers in flight have drained (the reader signals only a writer at its
+/// in-flight limit).
+const DRAIN_TICK: Duration = Duration::from_millis(5);
 
 /// Runs the writer loop until every handle is dropped.
 pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
@@ -86,21 +123,46 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
     let mut gen = 0u64;
     let mut correlation_id = 0i32;
     let mut last_active = Instant::now();
+    let mut auth_failure: Option<Error> = None;
 
     loop {
+        let now = Instant::now();
+        let reauth_due = live.as_ref().is_some_and(|l| l.reauth_due(now));
+        if reauth_due && live.as_ref().is_some_and(|l| l.in_flight() == 0) {
+            if let Some(l) = live.as_mut() {
+                if let Err(e) = reauthenticate(&shared, l, &mut correlation_id) {
+                    log::warn!(
+                        "{}: re-authentication failed ({e}); closing the connection",
+                        shared.name
+                    );
+                    l.writer.shutdown();
+                    live = None;
+                    shared.connected.store(false, Ordering::Release);
+                    backoff.fail(Instant::now());
+                }
+            }
+            continue;
+        }
         let accept_calls = live
             .as_ref()
-            .map_or(true, |l| l.in_flight() < opts.max_in_flight);
+            .map_or(true, |l| l.in_flight() < opts.max_in_flight && !reauth_due);
+        // Wake up in time to re-authenticate; once it is due, check often
+        // whether the answers in flight have drained.
+        let wait = match live.as_ref().and_then(|l| l.reauth_at) {
+            Some(_) if reauth_due => DRAIN_TICK,
+            Some(at) => at.saturating_duration_since(now).min(WRITER_TICK),
+            None => WRITER_TICK,
+        };
         let event = if accept_calls {
             select! {
                 recv(cmds) -> m => Event::Cmd(m.ok()),
                 recv(ev_rx) -> e => Event::Reader(e.ok()),
-                default(WRITER_TICK) => Event::Tick,
+                default(wait) => Event::Tick,
             }
         } else {
             select! {
                 recv(ev_rx) -> e => Event::Reader(e.ok()),
-                default(WRITER_TICK) => Event::Tick,
+                default(wait) => Event::Tick,
             }
         };
         let now = Instant::now();
@@ -121,14 +183,28 @@ pub(crate) fn run_writer(shared: Arc<Shared>, cmds: Receiver<Cmd>) {
                 return;
             }
             Event::Cmd(Some(Cmd::Connect(reply))) => {
-                let r = ensure_live(&shared, &mut live, &mut backoff, &mut gen, &ev_tx)
-                    .map(|_| Bytes::new());
+                let r = ensure_live(
+                    &shared,
+                    &mut live,
+                    &mut backoff,
+                    &mut gen,
+                    &ev_tx,
+                    &mut auth_failure,
+                )
+                .map(|_| Bytes::new());
                 reply.complete(r);
                 last_active = now;
             }
             Event::Cmd(Some(Cmd::Call(call))) => {
                 last_active = now;
-                if let Err(e) = ensure_live(&shared, &mut live, &mut backoff, &mut gen, &ev_tx) {
+                if let Err(e) = ensure_live(
+                    &shared,
+                    &mut live,
+                    &mut backoff,
+                    &mut gen,
+                    &ev_tx,
+                    &mut auth_failure,
+                ) {
                     call.reply.complete(Err(e));
                     continue;
                 }
@@ -282,22 +358,110 @@ fn write_frame(w: &mut dyn io::Write, first: &[u8], rest: &[FramePart]) -> io::R
     Ok(())
 }
 
+/// Re-authenticates `l` (KIP-368) with SaslHandshake and SaslAuthenticate
+/// sent as ordinary calls through the reader; the caller has drained the
+/// calls in flight and takes no new ones until this returns.
+fn reauthenticate(shared: &Shared, l: &mut Live, correlation_id: &mut i32) -> Result<()> {
+    let opts = &shared.opts;
+    let config = opts
+        .sasl
+        .as_ref()
+        .ok_or_else(|| Error::protocol("re-authentication without SASL settings"))?;
+    let versions = shared
+        .versions
+        .read()
+        .clone()
+        .ok_or_else(|| Error::protocol("re-authentication before the handshake"))?;
+    log::debug!("{}: re-authenticating (KIP-368)", shared.name);
+    let mut ex = ThroughReader {
+        live: l,
+        correlation_id,
+        shared,
+    };
+    let session = sasl::authenticate(&mut ex, config, &versions, &opts.addr)?;
+    l.reauth_at = reauth_time(Instant::now(), session);
+    Ok(())
+}
+
+/// SASL requests written by the writer thread and answered through the
+/// reader thread, like any other call.
+struct ThroughReader<'a> {
+    live: &'a mut Live,
+    correlation_id: &'a mut i32,
+    shared: &'a Shared,
+}
+
+impl sasl::Exchange for ThroughReader<'_> {
+    fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response> {
+        let opts = &self.shared.opts;
+        let mut frame = Vec::with_capacity(64);
+        encode_request(&mut frame, request, version, 0, Some(&opts.client_id))?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let call = Call {
+            frame,
+            tail: Vec::new(),
+            response_header_version: Some(R::response_header_version(version)),
+            timeout: opts.request_timeout,
+            reply: Reply::new(tx, 0),
+        };
+        *self.correlation_id = self.correlation_id.wrapping_add(1).max(1);
+        if let Err(e) = write_call(self.live, call, *self.correlation_id) {
+            return Err(Error::new(
+                ErrorKind::Disconnected,
+                format!("writing {} failed: {e}", R::API_KEY.name()),
+            ));
+        }
+        // The reader answers or fails every call by its deadline.
+        let body = match rx.recv_timeout(opts.request_timeout + READER_TICK * 4) {
+            Ok(c) => c.result?,
+            Err(_) => {
+                return Err(Error::timeout(format!(
+                    "{} during re-authentication got no answer",
+                    R::API_KEY.name()
+                )))
+            }
+        };
+        decode_response::<R>(&body, version)
+    }
+
+    fn raw(&mut self, _token: &[u8]) -> Result<Vec<u8>> {
+        // Sessions end only with SaslAuthenticate v1+, so re-authentication
+        // never uses the pre-1.0 framing.
+        Err(Error::protocol(
+            "re-authentication needs SaslAuthenticate; the broker does not offer it",
+        ))
+    }
+}
+
 /// Connects (respecting the backoff) and runs the handshake unless already
-/// connected.
+/// connected. After an authentication failure, calls that come before the
+/// backoff ends get that failure at once instead of waiting to repeat it.
 fn ensure_live(
     shared: &Arc<Shared>,
     live: &mut Option<Live>,
     backoff: &mut Backoff,
     gen: &mut u64,
     ev_tx: &Sender<ReaderEvent>,
+    auth_failure: &mut Option<Error>,
 ) -> Result<()> {
-    if live.is_some() {
-        return Ok(());
+    if let Some(l) = live.as_ref() {
+        if !l.load.dead.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // The reader gave this connection up; its `Died` (same generation)
+        // is ignored once a new connection is up.
+        l.writer.shutdown();
+        *live = None;
+        shared.connected.store(false, Ordering::Release);
+        backoff.fail(Instant::now());
     }
     let opts = &shared.opts;
     if let Some(at) = backoff.next_attempt() {
         let now = Instant::now();
         if at > now {
+            if let Some(e) = auth_failure.as_ref() {
+                return Err(e.clone());
+            }
             std::thread::sleep(at - now);
         }
     }
@@ -309,9 +473,10 @@ fn ensure_live(
             let versions = handshake::run(&mut stream, opts, deadline)?;
             Ok((stream, versions))
         });
-    let (mut stream, versions) = match result {
+    let (mut stream, handshake) = match result {
         Ok(ok) => ok,
         Err(e) => {
+            *auth_failure = (e.kind() == ErrorKind::Authentication).then(|| e.clone());
             let pause = backoff.fail(Instant::now());
             log::debug!(
                 "{}: connect failed ({e}); next attempt in {} ms",
@@ -322,10 +487,12 @@ fn ensure_live(
         }
     };
     backoff.reset();
+    *auth_failure = None;
+    let reauth_at = reauth_time(Instant::now(), handshake.session);
     if let Err(e) = stream.writer.set_write_timeout(Some(opts.request_timeout)) {
         return Err(Error::io("configuring the socket", e));
     }
-    *shared.versions.write() = Some(Arc::new(versions));
+    *shared.versions.write() = Some(Arc::new(handshake.versions));
     *gen += 1;
     let (pending_tx, pending_rx) = crossbeam_channel::unbounded::<Pending>();
     let reader = stream.reader;
@@ -338,6 +505,7 @@ fn ensure_live(
         gen: g,
         load: Arc::clone(&load),
         max_in_flight: opts.max_in_flight,
+        hint: opts.sasl.is_none().then_some(sasl::PLAINTEXT_HINT),
     };
     let spawned = std::thread::Builder::new()
         .name(format!("kafka-rd-{}", shared.name))
@@ -351,6 +519,7 @@ fn ensure_live(
         writer: stream.writer,
         pending_tx,
         load,
+        reauth_at,
     });
     Ok(())
 }
@@ -361,6 +530,9 @@ struct ReaderSide {
     gen: u64,
     load: Arc<Load>,
     max_in_flight: usize,
+    /// Added to the failure when the broker hangs up before answering
+    /// anything (a plaintext client at a SASL listener).
+    hint: Option<&'static str>,
 }
 
 /// Reads answers until the connection dies or a deadline passes.
@@ -375,8 +547,10 @@ fn run_reader(
         gen,
         load,
         max_in_flight,
+        hint,
     } = side;
     let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut answered = 0u64;
     let mut frames = FrameReader::new(max_frame);
     let mut current_timeout = Duration::ZERO;
     let failure = loop {
@@ -419,6 +593,7 @@ fn run_reader(
                     };
                 match split_response(frame, pending.header_version) {
                     Ok((cid, body)) if cid == pending.correlation_id => {
+                        answered += 1;
                         pending.reply.complete(Ok(body));
                         load.answers.fetch_add(1, Ordering::Release);
                         let before = load.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -444,6 +619,18 @@ fn run_reader(
             }
             Err(e) => break e,
         }
+    };
+    load.dead.store(true, Ordering::Release);
+    let failure = match hint {
+        Some(hint) if answered == 0 && failure.kind() == ErrorKind::Disconnected => {
+            let message = if failure.message() == "the broker closed the connection" {
+                hint.to_owned()
+            } else {
+                format!("{}: {hint}", failure.message())
+            };
+            Error::new(ErrorKind::Disconnected, message)
+        }
+        _ => failure,
     };
     // Everything still waiting fails now, retriably.
     let mut first = true;

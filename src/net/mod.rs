@@ -12,6 +12,7 @@ mod backoff;
 pub(crate) mod connection;
 mod handshake;
 mod io;
+pub(crate) mod sasl;
 pub(crate) mod transport;
 
 pub(crate) use connection::{

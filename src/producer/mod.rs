@@ -271,9 +271,7 @@ impl Producer {
     }
 
     fn setup_topic(&self, topic: &str) -> Result<Arc<TopicQueues>> {
-        if topic.is_empty() {
-            return Err(Error::invalid_argument("the topic name is empty"));
-        }
+        crate::validate::topic(topic)?;
         let md = self
             .inner
             .cluster
@@ -430,6 +428,7 @@ impl Producer {
 
     /// The partitions of `topic` (fetching metadata if need be).
     pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionMetadata>> {
+        crate::validate::topic(topic)?;
         Ok(self
             .inner
             .cluster

@@ -210,6 +210,12 @@ impl<'a> Record<'a> {
     /// The create timestamp in milliseconds since the Unix epoch (default:
     /// when `send` is called).
     pub fn timestamp(mut self, ms: i64) -> Self {
+        if ms < 0 {
+            // As the Java client: a timestamp is non-negative (or unset).
+            self.error = Some(Error::invalid_argument(format!(
+                "timestamp {ms} is negative: give milliseconds since the Unix epoch"
+            )));
+        }
         self.timestamp = Some(ms);
         self
     }

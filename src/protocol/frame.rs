@@ -46,8 +46,18 @@ pub fn encode_request<R: Request>(
 /// nothing.
 pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len)
-        .map_err(|e| Error::io("reading a frame length", e))?;
+    r.read_exact(&mut len).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            // A clean close between frames: the peer hung up (a broker
+            // that does not know the request does exactly this).
+            Error::new(
+                crate::ErrorKind::Disconnected,
+                "the peer closed the connection",
+            )
+        } else {
+            Error::io("reading a frame length", e)
+        }
+    })?;
     if looks_like_tls(len) {
         return Err(Error::new(
             crate::ErrorKind::Tls,
@@ -98,6 +108,9 @@ mod tests {
         assert!(read_frame(&mut data, 10).is_err());
         let mut data: &[u8] = &[0, 0];
         assert!(read_frame(&mut data, 10).is_err());
+        let mut data: &[u8] = &[];
+        let e = read_frame(&mut data, 10).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Disconnected, "{e}");
         // A TLS alert (what a TLS listener answers a plaintext request).
         let mut data: &[u8] = &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
         let e = read_frame(&mut data, 1 << 30).unwrap_err();

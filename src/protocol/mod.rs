@@ -54,6 +54,7 @@
 //! ```
 
 mod api;
+mod broker_releases;
 mod error_code;
 mod frame;
 mod header;

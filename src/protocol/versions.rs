@@ -40,16 +40,6 @@ impl BrokerVersions {
         BrokerVersions { ranges }
     }
 
-    /// The versions assumed for a broker that does not answer ApiVersions:
-    /// version 0 of every API this client knows.
-    pub fn assume_v0() -> BrokerVersions {
-        BrokerVersions::new(
-            super::messages::SUPPORTED_APIS
-                .iter()
-                .map(|(k, min, _)| (k.0, *min, *min)),
-        )
-    }
-
     /// Every range, sorted by API key.
     pub fn ranges(&self) -> &[ApiVersionRange] {
         &self.ranges
@@ -105,8 +95,9 @@ impl BrokerVersions {
         let has = |key: i16, v: i16| self.max_version(ApiKey(key)).is_some_and(|m| m >= v);
         let min_of = |key: i16| self.range(ApiKey(key)).map(|r| r.min);
         // Newest first: the first rule that matches wins.
-        if min_of(0).is_some_and(|m| m >= 3) {
-            // KIP-896 removed Produce v0-v2 in 4.0.
+        if min_of(1).is_some_and(|m| m >= 4) || min_of(0).is_some_and(|m| m >= 3) {
+            // KIP-896 removed Fetch v0-v3 (and Produce v0-v2) in 4.0; 4.0
+            // still announces Produce from v0 (KAFKA-18659), so Fetch tells.
             (4, 0, 0)
         } else if has(68, 0) {
             // ConsumerGroupHeartbeat (KIP-848) appeared in 3.7.

@@ -125,8 +125,9 @@ fn over_cap(codec: Compression, cap: usize) -> Error {
     codec_error(
         codec,
         format!(
-            "data decompresses to more than the {cap}-byte cap \
-             (raise ReadOptions::max_decompressed_bytes if the batch is genuine)"
+            "data decompresses to more than the {cap}-byte cap (if the batch is \
+             genuine, raise ConsumerBuilder::max_decompressed_bytes, or \
+             ReadOptions::max_decompressed_bytes when reading batches directly)"
         ),
     )
 }

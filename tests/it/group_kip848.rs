@@ -3,7 +3,8 @@
 //! built from the crate's own protocol types plays one (127.0.0.1, stops on
 //! Drop). It checks the member's side of the protocol: joining with epoch
 //! 0, reconciling a smaller target (revoke, then report what it owns),
-//! committing with the member epoch, and leaving with epoch -1.
+//! committing with the member epoch, leaving with epoch -1, and leaving
+//! then rejoining when the consumer stops polling (`max_poll_interval_ms`).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -376,7 +377,7 @@ fn heartbeat(
     resp
 }
 
-/// A listener call: `R`evoked or `A`ssigned, and the partitions.
+/// A listener call: `R`evoked, `A`ssigned or `L`ost, and the partitions.
 type Call = (char, Vec<i32>);
 
 #[derive(Clone, Default)]
@@ -394,6 +395,12 @@ impl RebalanceListener for Calls {
             .lock()
             .unwrap()
             .push(('A', p.iter().map(|tp| tp.partition).collect()));
+    }
+    fn on_partitions_lost(&mut self, _: &mut Consumer, p: &[TopicPartition]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(('L', p.iter().map(|tp| tp.partition).collect()));
     }
 }
 
@@ -495,6 +502,57 @@ fn kip_848_new_ownership_is_reported_as_soon_as_it_is_taken() {
         taken.elapsed() < Duration::from_millis(1_500),
         "reported {:?} after taking the partitions (heartbeat interval 3 s)",
         taken.elapsed()
+    );
+    c.close(false).expect("close");
+}
+
+/// KIP-848 `max_poll_interval_ms`: a member whose consumer stops polling
+/// leaves (epoch -1) so its partitions can move, as the Java client does;
+/// the next poll reports them lost and joins again (epoch 0).
+#[test]
+fn kip_848_a_member_that_stops_polling_leaves_and_rejoins() {
+    let broker = FakeBroker::start(1);
+    let mut c = Consumer::builder()
+        .bootstrap_servers(broker.addr())
+        .group_id("kip848-stall-group")
+        .group_protocol("consumer")
+        .enable_auto_commit(false)
+        .auto_offset_reset("earliest")
+        .max_poll_interval_ms(1_000)
+        .build()
+        .expect("consumer");
+    let calls = Calls::default();
+    c.set_rebalance_listener(calls.clone());
+    c.subscribe([TOPIC]).expect("subscribe");
+    let coord = Arc::clone(&broker.coord);
+    wait_for("3 partitions, reported", &mut c, |c| {
+        c.assignment().len() == 3 && coord.lock().unwrap().reported.as_deref() == Some(&[0, 1, 2])
+    });
+    assert_eq!(coord.lock().unwrap().left_with, None);
+
+    // The consumer stalls (no poll): the member leaves on its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while coord.lock().unwrap().left_with.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no leave while the consumer stalled"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(coord.lock().unwrap().left_with, Some(-1));
+    assert_eq!(coord.lock().unwrap().joins, 1);
+
+    // Polling again: the partitions were lost; the member joins afresh.
+    wait_for("a second join with 3 partitions", &mut c, |c| {
+        coord.lock().unwrap().joins == 2 && c.assignment().len() == 3
+    });
+    assert_eq!(
+        *calls.0.lock().unwrap(),
+        vec![
+            ('A', vec![0, 1, 2]),
+            ('L', vec![0, 1, 2]),
+            ('A', vec![0, 1, 2])
+        ]
     );
     c.close(false).expect("close");
 }

@@ -25,12 +25,6 @@ pub fn bootstrap() -> String {
         .to_owned()
 }
 
-/// `true` when the tests run against an external broker (real Kafka).
-#[allow(dead_code)] // for tests that need real Kafka behaviour
-pub fn external() -> bool {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").is_ok_and(|s| !s.trim().is_empty())
-}
-
 /// A topic name no other test (or earlier run) uses.
 pub fn unique_topic(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -87,6 +81,41 @@ pub fn create_topic(client: &Client, name: &str, partitions: i32) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("topic {name} never got leaders for {partitions} partitions");
+}
+
+/// Sends one record batch to partition 0 of `topic` on `leader` with a raw
+/// Produce request (acks=all); returns the partition's answer.
+#[allow(dead_code)]
+pub fn produce_batch(
+    client: &Client,
+    leader: i32,
+    topic: &str,
+    batch: kafka_blocking::Bytes,
+) -> kafka_blocking::protocol::messages::produce_response::PartitionProduceResponse {
+    use kafka_blocking::protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use kafka_blocking::protocol::messages::ProduceRequest;
+    let mut response = client
+        .send_to(
+            leader,
+            &ProduceRequest {
+                acks: -1,
+                timeout_ms: 10_000,
+                topic_data: vec![TopicProduceData {
+                    name: topic.to_owned(),
+                    partition_data: vec![PartitionProduceData {
+                        index: 0,
+                        records: Some(batch),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("produce");
+    response.responses.remove(0).partition_responses.remove(0)
 }
 
 /// One record read back with raw fetches.
@@ -190,5 +219,40 @@ pub fn fetch_batches(
                 break;
             }
         }
+    }
+}
+
+/// One process-wide logger that hands every record to the sinks tests
+/// register (the `log` crate takes a single logger per process, and
+/// several test modules check log lines).
+struct FanOut(std::sync::Mutex<Vec<&'static dyn log::Log>>);
+
+impl log::Log for FanOut {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let sinks = self.0.lock().map(|s| s.clone()).unwrap_or_default();
+        for s in sinks {
+            if s.enabled(record.metadata()) {
+                s.log(record);
+            }
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Sends this process's log records (debug and above) to `sink` too.
+#[allow(dead_code)]
+pub fn add_log_sink(sink: &'static dyn log::Log) {
+    static FAN: OnceLock<&'static FanOut> = OnceLock::new();
+    let fan = *FAN.get_or_init(|| {
+        let fan: &'static FanOut = Box::leak(Box::new(FanOut(std::sync::Mutex::new(Vec::new()))));
+        let _ = log::set_logger(fan);
+        log::set_max_level(log::LevelFilter::Debug);
+        fan
+    });
+    if let Ok(mut sinks) = fan.0.lock() {
+        sinks.push(sink);
     }
 }

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_blocking::producer::{partition_for_key, Producer, ProducerBuilder, Record};
-use kafka_blocking::testkit::LocalBroker;
 use kafka_blocking::ErrorKind;
 
-use crate::faults::Proxy;
-use crate::harness::{bootstrap, client, create_topic, external, fetch_all, unique_topic};
+use crate::faults::ProxiedBroker;
+use crate::harness::{bootstrap, client, create_topic, fetch_all, unique_topic};
 
 fn producer() -> ProducerBuilder {
     Producer::builder()
@@ -184,26 +183,14 @@ fn a_record_over_max_request_size_fails_at_once() {
         .expect("delivered");
 }
 
-/// A broker behind a proxy it advertises, so the producer's every
-/// connection goes through the proxy. `None` against an external broker.
-fn broker_behind_proxy() -> Option<(LocalBroker, Proxy)> {
-    if external() {
-        eprintln!("skipped: an external broker's advertised address cannot be proxied");
-        return None;
-    }
-    let proxy = Proxy::bind();
-    let broker = LocalBroker::start_advertising(&proxy.addr()).expect("broker");
-    proxy.set_upstream(broker.bootstrap_servers());
-    Some((broker, proxy))
-}
-
 /// With the broker stuck, the buffer fills, `send` blocks for max_block_ms
 /// and then fails with BufferExhausted.
 #[test]
 fn full_buffer_blocks_then_fails() {
-    let Some((_broker, proxy)) = broker_behind_proxy() else {
-        return;
-    };
+    let ProxiedBroker {
+        proxy,
+        broker: _broker,
+    } = ProxiedBroker::start();
     let p = Producer::builder()
         .bootstrap_servers(proxy.addr())
         .buffer_memory(64 * 1024)
@@ -241,9 +228,7 @@ fn full_buffer_blocks_then_fails() {
 /// once delivery_timeout_ms has passed; nothing hangs.
 #[test]
 fn dead_broker_fails_futures_after_delivery_timeout() {
-    let Some((broker, proxy)) = broker_behind_proxy() else {
-        return;
-    };
+    let ProxiedBroker { proxy, broker } = ProxiedBroker::start();
     let p = Producer::builder()
         .bootstrap_servers(proxy.addr())
         .request_timeout_ms(500)
@@ -342,9 +327,10 @@ fn callbacks_run_on_their_own() {
 #[test]
 fn cut_connections_lose_and_duplicate_nothing() {
     const N: usize = 50_000;
-    let Some((_broker, proxy)) = broker_behind_proxy() else {
-        return;
-    };
+    let ProxiedBroker {
+        proxy,
+        broker: _broker,
+    } = ProxiedBroker::start();
     proxy.knobs.cut_after_response_bytes.store(4_000, SeqCst);
     let p = Producer::builder()
         .bootstrap_servers(proxy.addr())

@@ -7,8 +7,8 @@ use kafka_blocking::protocol::messages::{DeleteTopicsRequest, MetadataRequest};
 use kafka_blocking::protocol::{ApiKey, ErrorCode};
 use kafka_blocking::{Client, ClientConfig, ErrorKind};
 
-use crate::faults::{closed_port, FakeServer, Proxy};
-use crate::harness::{bootstrap, client, create_topic, unique_topic};
+use crate::faults::{closed_port, fake_metadata, FakeCluster, FakeServer, Proxy};
+use crate::harness::{bootstrap, client, create_topic, produce_batch, unique_topic};
 
 #[test]
 fn api_versions_handshake_and_version_guess() {
@@ -201,10 +201,7 @@ fn a_cut_connection_fails_pending_requests_and_reconnects() {
 #[test]
 fn produce_and_fetch_one_batch_per_codec_with_raw_requests() {
     use kafka_blocking::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_blocking::protocol::messages::produce_request::{
-        PartitionProduceData, TopicProduceData,
-    };
-    use kafka_blocking::protocol::messages::{FetchRequest, ProduceRequest};
+    use kafka_blocking::protocol::messages::FetchRequest;
     use kafka_blocking::records::{
         BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches,
     };
@@ -246,26 +243,7 @@ fn produce_and_fetch_one_batch_per_codec_with_raw_requests() {
                 ..BatchOptions::default()
             })
             .expect("build");
-        let response = c
-            .send_to(
-                leader,
-                &ProduceRequest {
-                    acks: -1,
-                    timeout_ms: 10_000,
-                    topic_data: vec![TopicProduceData {
-                        name: topic.clone(),
-                        partition_data: vec![PartitionProduceData {
-                            index: 0,
-                            records: Some(batch),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                },
-            )
-            .expect("produce");
-        let p = &response.responses[0].partition_responses[0];
+        let p = produce_batch(&c, leader, &topic, batch);
         assert_eq!(ErrorCode(p.error_code), ErrorCode::NONE, "{codec:?}");
         assert_eq!(p.base_offset, (n * per_batch) as i64, "{codec:?}");
     }
@@ -404,6 +382,69 @@ fn a_dying_connection_fails_every_pending_request_at_once() {
             "{e:?}"
         );
     }
+}
+
+/// A fake broker that hangs up on ApiVersions (as brokers before 0.10 and
+/// some proxies do) and answers Metadata, recording the versions asked.
+fn refuses_api_versions() -> (FakeCluster, std::sync::Arc<std::sync::Mutex<Vec<i16>>>) {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<i16>>> = Default::default();
+    let s = std::sync::Arc::clone(&seen);
+    let cluster = FakeCluster::start(1, move |req| match req.key {
+        ApiKey::API_VERSIONS => Some(Vec::new()),
+        ApiKey::METADATA => {
+            s.lock().unwrap().push(req.version);
+            fake_metadata(req, &[])
+        }
+        _ => None,
+    });
+    (cluster, seen)
+}
+
+/// With `api_version` set, a broker that refuses ApiVersions is spoken to
+/// in the versions of that Kafka release (as kafka-python does), not in
+/// version 0 of everything.
+#[test]
+fn a_broker_refusing_api_versions_gets_the_versions_of_api_version() {
+    // (api_version, Metadata, Produce, Fetch as that release has them)
+    for (release, kafka, metadata, produce, fetch) in [
+        ("0.11", (0, 11, 0), 4, 3, 5),
+        ("1.0.0", (1, 0, 0), 5, 5, 6),
+        ("2.0", (2, 0, 0), 6, 6, 8),
+        ("2.8", (2, 8, 0), 11, 9, 12),
+    ] {
+        let (cluster, seen) = refuses_api_versions();
+        let config = ClientConfig::builder()
+            .bootstrap_servers(cluster.bootstrap())
+            .api_version(release)
+            .request_timeout_ms(5_000)
+            .build()
+            .expect("config");
+        let c = Client::new(config).expect("client");
+        let info = c.check_version().expect("check_version");
+        assert_eq!(info.kafka_version, kafka, "api_version {release}");
+        let v = &info.api_versions;
+        assert_eq!(
+            (v.max_version(ApiKey::PRODUCE), v.max_version(ApiKey::FETCH)),
+            (Some(produce), Some(fetch)),
+            "api_version {release}"
+        );
+        assert_eq!(
+            seen.lock().unwrap().first(),
+            Some(&metadata),
+            "the Metadata version for api_version {release}"
+        );
+    }
+}
+
+/// Without `api_version`, a broker that hangs up on ApiVersions is a
+/// connection failure, not a guess.
+#[test]
+fn a_broker_refusing_api_versions_without_api_version_is_an_error() {
+    let (cluster, seen) = refuses_api_versions();
+    let c = Client::new(config_for(&cluster.bootstrap())).expect("client");
+    let e = c.send_any(&MetadataRequest::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    assert!(seen.lock().unwrap().is_empty());
 }
 
 /// The writer keeps at most `max_in_flight_requests_per_connection`

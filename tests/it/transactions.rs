@@ -446,11 +446,7 @@ fn run_pipeline() -> PipelineRun {
     let servers = bootstrap();
     // A crashed member holds its partitions for the session timeout: short
     // on the local broker (real Kafka's minimum is 6 s).
-    let session = if crate::harness::external() {
-        "6000"
-    } else {
-        "1500"
-    };
+    let session = if cfg!(kafka_external) { "6000" } else { "1500" };
     let args = |extra: &[&'static str]| -> Vec<String> {
         let mut a: Vec<String> = [
             servers.as_str(),

@@ -333,10 +333,18 @@ impl FetchThread {
                 b.connecting = None;
                 if let Err(e) = c.result {
                     log::debug!("fetcher: connecting to broker {broker} failed: {e}");
+                    self.note_auth_failure(&e);
                     self.back_off(broker, now);
                 }
             }
             TokenKind::Fetch => self.fetch_done(broker, c.result, now),
+        }
+    }
+
+    /// Keeps a failure that repeats on reconnect for the consumer to report.
+    fn note_auth_failure(&self, e: &Error) {
+        if e.repeats_on_reconnect() {
+            self.shared.state.lock().auth_failure = Some(e.clone());
         }
     }
 
@@ -364,6 +372,7 @@ impl FetchThread {
             Err(e) => {
                 Metrics::add(&self.metrics.fetch_errors, 1);
                 log::debug!("fetcher: fetch from broker {broker} failed: {e}");
+                self.note_auth_failure(&e);
                 clear_in_flight(&self.shared);
                 self.back_off(broker, now);
                 return;

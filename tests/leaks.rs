@@ -1,0 +1,210 @@
+//! Clients created and dropped (or closed) in a loop give back their
+//! threads, file descriptors and memory: thread count and open descriptors
+//! return to where they started, RSS stays within a small tolerance.
+//!
+//! Its own test binary, with one `#[test]`, because it counts the whole
+//! process's threads and descriptors: no other test may run beside it. It
+//! starts its own local broker (or uses `KAFKA_BOOTSTRAP_SERVERS`). Every
+//! group member, closed or only dropped, must have left its group.
+//!
+//! The counts are smaller than the issue's 1,000 of each so that the test
+//! stays well under a minute on a loaded 2-core machine (a group member
+//! waits for its join, which Tansu holds for part of the session timeout);
+//! `LEAK_ROUNDS` scales them.
+
+use std::time::{Duration, Instant};
+
+use kafka_blocking::admin::{AdminClient, NewTopic};
+use kafka_blocking::consumer::Consumer;
+use kafka_blocking::producer::{Producer, Record};
+use kafka_blocking::testkit::LocalBroker;
+
+#[path = "support/usage.rs"]
+mod usage;
+use usage::{usage, Usage};
+
+/// Waits (bounded) until threads and descriptors are back to `base`;
+/// also says how long that took.
+fn settle_timed(base: Usage) -> (Usage, Duration) {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(5);
+    loop {
+        let u = usage();
+        if (u.threads <= base.threads && u.fds <= base.fds) || Instant::now() >= deadline {
+            return (u, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn settle(base: Usage) -> Usage {
+    settle_timed(base).0
+}
+
+/// The reading once threads and descriptors stopped changing (the same for
+/// half a second, bounded): the base, after the warm-up clients' threads
+/// have ended.
+fn stable() -> Usage {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = usage();
+    let mut same = 0;
+    while same < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let u = usage();
+        same = if (u.threads, u.fds) == (last.threads, last.fds) {
+            same + 1
+        } else {
+            0
+        };
+        last = u;
+    }
+    last
+}
+
+fn producer_round(servers: &str, topic: &str, i: usize) {
+    let p = Producer::builder()
+        .bootstrap_servers(servers)
+        .linger_ms(0)
+        .build()
+        .expect("producer");
+    p.send(Record::new(topic).value(format!("{i}")))
+        .expect("send")
+        .get(Duration::from_secs(30))
+        .expect("delivered");
+    if i % 2 == 0 {
+        p.close(Duration::from_secs(10)).expect("close");
+    } // else dropped without close
+}
+
+fn admin_round(servers: &str) {
+    let a = AdminClient::builder()
+        .bootstrap_servers(servers)
+        .build()
+        .expect("admin");
+    a.list_topics().expect("list topics");
+}
+
+fn consumer_round(servers: &str, topic: &str, group: &str, i: usize) {
+    let mut c = Consumer::builder()
+        .bootstrap_servers(servers)
+        .group_id(group)
+        .auto_offset_reset("earliest")
+        .session_timeout_ms(6_000)
+        .heartbeat_interval_ms(500)
+        .build()
+        .expect("consumer");
+    c.subscribe([topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.assignment().is_empty() && Instant::now() < deadline {
+        let _ = c.poll(Duration::from_millis(100)).expect("poll");
+    }
+    assert!(!c.assignment().is_empty(), "member {i} never joined");
+    if i % 2 == 0 {
+        c.close(true).expect("close");
+    } // else dropped: Drop leaves the group
+}
+
+#[test]
+fn clients_give_back_threads_descriptors_and_memory() {
+    let rounds: usize = std::env::var("LEAK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let (producers, admins, members) = (200 * rounds, 200 * rounds, 5 * rounds);
+    let broker = LocalBroker::start().expect("broker");
+    let servers = broker.bootstrap_servers().to_owned();
+    let topic = format!("leaks-{}", std::process::id());
+    let admin = AdminClient::builder()
+        .bootstrap_servers(&servers)
+        .build()
+        .expect("admin");
+    let _ = admin.create_topics([NewTopic::new(topic.as_str(), 1, 1)], false, None);
+    // Kept (and counted in the base) to check that members leave the group.
+
+    // Warm up: one of each, so lazily created statics count in the base.
+    producer_round(&servers, &topic, 0);
+    admin_round(&servers);
+    consumer_round(&servers, &topic, &format!("{topic}-warm"), 0);
+    let base = stable();
+    let started = Instant::now();
+
+    for i in 0..producers {
+        producer_round(&servers, &topic, i);
+    }
+    let after_producers = settle(base);
+    for _ in 0..admins {
+        admin_round(&servers);
+    }
+    let after_admins = settle(base);
+    // Every member joins the same group after the previous one left.
+    let group = format!("{topic}-group");
+    let mut left = 0;
+    for i in 0..members {
+        consumer_round(&servers, &topic, &group, i);
+        // Closed or dropped, the member has left: no member remains.
+        let described = admin
+            .describe_consumer_groups([group.as_str()])
+            .expect("describe group");
+        let members_left = described
+            .into_iter()
+            .next()
+            .and_then(|(_, d)| d.ok())
+            .map_or(usize::MAX, |d| d.members.len());
+        assert_eq!(
+            members_left, 0,
+            "member {i} is still in the group after its drop"
+        );
+        left += 1;
+    }
+    let after = settle(base);
+    // How long the last client's threads outlive it (a figure, not asserted:
+    // wall-clock time on a loaded machine).
+    let mut outlive = Duration::ZERO;
+    for i in 0..10 {
+        producer_round(&servers, &topic, i);
+        outlive = outlive.max(settle_timed(base).1);
+        admin_round(&servers);
+        outlive = outlive.max(settle_timed(base).1);
+    }
+    println!(
+        "leaks: threads outlived their client by at most {outlive:?} (20 samples); \
+         {left} members left the group on close or drop"
+    );
+    println!(
+        "leaks: {producers} producers, {admins} admin clients, {members} group members \
+         in {:?}: threads {} -> {} (after producers {}, admins {}), fds {} -> {} \
+         (after producers {}, admins {}), RSS {} KiB -> {} KiB ({:+} KiB)",
+        started.elapsed(),
+        base.threads,
+        after.threads,
+        after_producers.threads,
+        after_admins.threads,
+        base.fds,
+        after.fds,
+        after_producers.fds,
+        after_admins.fds,
+        base.rss_kib,
+        after.rss_kib,
+        after.rss_kib as i64 - base.rss_kib as i64
+    );
+    assert!(
+        after_producers.threads <= base.threads && after_producers.fds <= base.fds,
+        "producers leaked: {base:?} -> {after_producers:?}"
+    );
+    assert!(
+        after_admins.threads <= base.threads && after_admins.fds <= base.fds,
+        "admin clients leaked: {base:?} -> {after_admins:?}"
+    );
+    assert!(
+        after.threads <= base.threads && after.fds <= base.fds,
+        "consumers leaked: {base:?} -> {after:?}"
+    );
+    // Allocator caches make RSS noisy; a leak of even 1 KiB per client
+    // would pass 16 MiB only at ~16k clients, so this bounds gross leaks.
+    assert!(
+        after.rss_kib <= base.rss_kib + 16 * 1024,
+        "RSS grew from {} KiB to {} KiB",
+        base.rss_kib,
+        after.rss_kib
+    );
+}
