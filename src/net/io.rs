@@ -576,7 +576,7 @@ fn run_reader(
             }
             current_timeout = want;
         }
-        match frames.poll(&mut r) {
+        match frames.poll(&mut *r) {
             Ok(None) => continue,
             Ok(Some(frame)) => {
                 let pending =
@@ -692,7 +692,7 @@ impl FrameReader {
     }
 
     /// `Ok(None)` when a read timed out; the partial frame is kept.
-    fn poll(&mut self, r: &mut dyn Read) -> Result<Option<Vec<u8>>> {
+    fn poll(&mut self, r: &mut dyn ReadHalf) -> Result<Option<Vec<u8>>> {
         loop {
             match self.want {
                 None => {
@@ -725,15 +725,13 @@ impl FrameReader {
                         self.start += n;
                     } else if missing >= READ_BUF / 2 {
                         // Large frame: read straight into the body's spare
-                        // capacity. `read_to_end` over `take` reads into
-                        // uninitialised memory (std's `read_buf`), so the
-                        // buffer is never zero-filled first (memset was a
-                        // fifth of a consumer's instructions), and it keeps
-                        // what it read when a timeout interrupts it.
+                        // capacity (`ReadHalf::read_append`), so the buffer
+                        // is never zero-filled first (memset was a fifth of
+                        // a consumer's instructions), keeping what was read
+                        // when a timeout interrupts it.
                         let have = self.body.len();
                         let want = missing.min(FILL_STEP);
-                        self.body.reserve(want);
-                        match (&mut *r).take(want as u64).read_to_end(&mut self.body) {
+                        match r.read_append(&mut self.body, want) {
                             Ok(0) => {
                                 return Err(Error::new(
                                     ErrorKind::Disconnected,
@@ -847,6 +845,12 @@ mod tests {
                     Ok(n)
                 }
             }
+        }
+    }
+
+    impl ReadHalf for Chunky {
+        fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
         }
     }
 

@@ -23,7 +23,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -540,15 +540,20 @@ pub(crate) fn split(
     ))
 }
 
-impl Read for TlsReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+impl TlsReader {
+    /// The read loop both `read` and `read_append` share. `take` gets the
+    /// session's plaintext (under the session lock) and whether ciphertext
+    /// read from the socket is still waiting to be fed to the session; it
+    /// answers `WouldBlock` to have more fed, or, with none left, to wait on
+    /// the socket with the session unlocked.
+    fn read_with(
+        &mut self,
+        mut take: impl FnMut(&mut rustls::Reader<'_>, bool) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         loop {
             let mut c = self.s.conn.lock();
             loop {
-                match c.reader().read(buf) {
+                match take(&mut c.reader(), self.start < self.end) {
                     // 0: the peer sent close_notify.
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -603,9 +608,54 @@ impl Read for TlsReader {
     }
 }
 
+impl Read for TlsReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.read_with(|plain, _| plain.read(buf))
+    }
+}
+
 impl ReadHalf for TlsReader {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.s.sock.set_read_timeout(timeout)
+    }
+
+    /// Copies plaintext from the session's buffer straight onto `buf`
+    /// (`BufRead::fill_buf`): no zero-filled intermediate, and all the
+    /// ciphertext already read from the socket is decrypted under one lock.
+    /// Returns once `max` bytes are in, or what there is when the read
+    /// ciphertext is used up; blocks on the socket (unlocked) only with
+    /// nothing to give. Never blocks holding bytes, so a timeout loses none.
+    fn read_append(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut got = 0;
+        self.read_with(|plain, more_ciphertext| {
+            loop {
+                match plain.fill_buf() {
+                    // close_notify: what came before it, then the end.
+                    Ok([]) => return Ok(got),
+                    Ok(chunk) => {
+                        let n = chunk.len().min(max - got);
+                        buf.extend_from_slice(&chunk[..n]);
+                        plain.consume(n);
+                        got += n;
+                        if got == max {
+                            return Ok(got);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if got > 0 && !more_ciphertext {
+                return Ok(got);
+            }
+            Err(io::ErrorKind::WouldBlock.into())
+        })
     }
 }
 
@@ -700,6 +750,83 @@ mod tests {
     use crate::testkit::TlsFront;
     use std::net::TcpListener;
 
+    fn connect(front: &TlsFront) -> Stream {
+        let config = TlsConfig::from_files(&TlsFiles {
+            cafile: Some(&front.ca_file()),
+            certfile: None,
+            keyfile: None,
+            crlfile: None,
+            password: None,
+            check_hostname: true,
+        })
+        .unwrap();
+        let transport = TlsTransport {
+            config: config.rustls,
+        };
+        let addr = BrokerAddress::parse(front.bootstrap_servers()).unwrap();
+        transport.connect(&addr, Duration::from_secs(10)).unwrap()
+    }
+
+    /// The reader's fast path for large frames (`read_append`) delivers
+    /// every byte in order, never more than asked, across TLS records,
+    /// socket reads and read timeouts that fall mid-frame.
+    #[test]
+    fn read_append_keeps_every_byte_across_timeouts() {
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front = TlsFront::builder()
+            .start_in_front_of(&upstream.local_addr().unwrap().to_string())
+            .unwrap();
+        let data: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let sent = data.clone();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = upstream.accept().unwrap();
+            // Pieces of odd sizes with pauses, so reads time out mid-frame.
+            for (i, piece) in sent.chunks(333_333).enumerate() {
+                if i % 2 == 1 {
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+                s.write_all(piece).unwrap();
+            }
+            // Keep the connection open until the client is done.
+            let _ = s.read(&mut [0u8; 1]);
+        });
+        let Stream { mut reader, writer } = connect(&front);
+        reader
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut got = Vec::new();
+        let (mut timeouts, started) = (0, Instant::now());
+        while got.len() < data.len() && started.elapsed() < Duration::from_secs(30) {
+            let max = (data.len() - got.len()).min(100_003);
+            let before = got.len();
+            match reader.read_append(&mut got, max) {
+                Ok(0) => panic!("end of stream after {} bytes", got.len()),
+                Ok(n) => {
+                    assert_eq!(got.len(), before + n);
+                    assert!(n <= max, "read {n} > {max}");
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    assert_eq!(got.len(), before, "a timeout after reading bytes");
+                    timeouts += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "the bytes differ");
+        assert!(
+            timeouts > 0,
+            "no read timed out mid-frame, so this proved less"
+        );
+        writer.shutdown();
+        peer.join().unwrap();
+    }
+
     /// The lock invariant, without timing: the reader half blocks on the
     /// socket with no timeout, and the writer half must still get a request
     /// to the peer, whose answer is what unblocks the reader. An
@@ -718,23 +845,10 @@ mod tests {
             got_tx.send(buf.to_vec()).unwrap();
             s.write_all(b"pong").unwrap();
         });
-        let config = TlsConfig::from_files(&TlsFiles {
-            cafile: Some(&front.ca_file()),
-            certfile: None,
-            keyfile: None,
-            crlfile: None,
-            password: None,
-            check_hostname: true,
-        })
-        .unwrap();
-        let transport = TlsTransport {
-            config: config.rustls,
-        };
-        let addr = BrokerAddress::parse(front.bootstrap_servers()).unwrap();
         let Stream {
             mut reader,
             mut writer,
-        } = transport.connect(&addr, Duration::from_secs(10)).unwrap();
+        } = connect(&front);
         reader.set_read_timeout(None).unwrap();
         let read = std::thread::spawn(move || {
             let mut buf = [0u8; 4];

@@ -17,6 +17,19 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) trait ReadHalf: Read + Send {
     /// Bounds the next reads; `None` blocks.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Reads up to `max` bytes onto the end of `buf`, into its spare
+    /// capacity without zero-filling it first (a large frame's buffer is
+    /// written once, by the data). `Ok(0)` at the end of the stream. On a
+    /// timeout the bytes read so far stay in `buf`.
+    ///
+    /// The default reads through `read_to_end`, which hands a `TcpStream`
+    /// uninitialised memory (std's `read_buf`); a half that decrypts
+    /// overrides it to copy its plaintext straight into `buf`.
+    fn read_append(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        buf.reserve(max);
+        (&mut *self).take(max as u64).read_to_end(buf)
+    }
 }
 
 /// The write half of a broker connection.

@@ -277,7 +277,12 @@ impl Producer {
             .cluster
             .wait_for_topic(topic, self.inner.cfg.max_block)
             .map_err(|e| {
-                e.context("send() could not get the topic's metadata within max_block_ms")
+                if e.repeats_on_reconnect() {
+                    // Failed at once (TLS, authentication): no wait to blame.
+                    e.context("send() could not get the topic's metadata")
+                } else {
+                    e.context("send() could not get the topic's metadata within max_block_ms")
+                }
             })?;
         Ok(self
             .inner
