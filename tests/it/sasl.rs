@@ -40,6 +40,8 @@ struct Target {
     servers: String,
     user: String,
     password: String,
+    /// `SASL_PLAINTEXT`, or `SASL_SSL` with the CA file to trust.
+    tls_ca: Option<String>,
 }
 
 fn on_front() -> Target {
@@ -47,6 +49,7 @@ fn on_front() -> Target {
         servers: front().bootstrap_servers(),
         user: USER.into(),
         password: PASSWORD.into(),
+        tls_ca: None,
     }
 }
 
@@ -72,18 +75,33 @@ fn on_real_kafka() -> Target {
         servers: var("KAFKA_SASL_BOOTSTRAP_SERVERS"),
         user: var("KAFKA_SASL_USERNAME"),
         password: var("KAFKA_SASL_PASSWORD"),
+        tls_ca: None,
+    }
+}
+
+#[allow(dead_code)] // used when built with cfg kafka_sasl_ssl
+fn on_real_kafka_over_tls() -> Target {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set"));
+    Target {
+        servers: var("KAFKA_SASL_SSL_BOOTSTRAP_SERVERS"),
+        user: var("KAFKA_SASL_USERNAME"),
+        password: var("KAFKA_SASL_PASSWORD"),
+        tls_ca: Some(var("KAFKA_SSL_CAFILE")),
     }
 }
 
 /// Sets the SASL options on any builder.
 macro_rules! sasl {
     ($b:expr, $t:expr, $mech:expr) => {
-        $b.bootstrap_servers(&$t.servers)
-            .request_timeout_ms(15_000)
-            .security_protocol("SASL_PLAINTEXT")
-            .sasl_mechanism($mech)
-            .sasl_plain_username(&$t.user)
-            .sasl_plain_password(&$t.password)
+        match &$t.tls_ca {
+            None => $b.security_protocol("SASL_PLAINTEXT"),
+            Some(ca) => $b.security_protocol("SASL_SSL").ssl_cafile(ca),
+        }
+        .bootstrap_servers(&$t.servers)
+        .request_timeout_ms(15_000)
+        .sasl_mechanism($mech)
+        .sasl_plain_username(&$t.user)
+        .sasl_plain_password(&$t.password)
     };
 }
 
@@ -451,6 +469,7 @@ fn reauthentication_keeps_a_20_s_produce_consume_loop_whole() {
         servers: front.bootstrap_servers(),
         user: USER.into(),
         password: PASSWORD.into(),
+        tls_ca: None,
     };
     let topic = unique_topic("sasl-reauth");
     create_topic(&client_for(&t, "SCRAM-SHA-256").expect("client"), &topic, 1);
@@ -664,6 +683,28 @@ fn real_kafka_each_mechanism_logs_in_and_produces_and_consumes() {
     for mech in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
         produce_consume(&on_real_kafka(), mech, 200);
     }
+}
+
+#[test]
+#[cfg_attr(
+    not(kafka_sasl_ssl),
+    ignore = "needs a SASL_SSL Kafka: set KAFKA_SASL_SSL_BOOTSTRAP_SERVERS, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SSL_CAFILE"
+)]
+fn real_kafka_sasl_ssl_each_mechanism_logs_in_and_produces_and_consumes() {
+    for mech in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        produce_consume(&on_real_kafka_over_tls(), mech, 200);
+    }
+    // And a wrong password over TLS is the authentication error.
+    let t = Target {
+        password: "not-the-password".into(),
+        ..on_real_kafka_over_tls()
+    };
+    let client = client_for(&t, "SCRAM-SHA-512").expect("client");
+    assert_auth_error(
+        client.refresh_metadata(None),
+        &t.password,
+        "Authentication failed",
+    );
 }
 
 #[test]
