@@ -122,13 +122,7 @@ fn main() -> kafka_blocking::Result<()> {
         .sasl_plain_password("not-the-password")
         .max_block_ms(10_000)
         .build()?;
-    match wrong_password.send(Record::new(&topic).value("x")) {
-        Err(e) => println!("wrong pw    {:?}: {e}", e.kind()),
-        Ok(f) => match f.get(Duration::from_secs(10)) {
-            Err(e) => println!("wrong pw    {:?}: {e}", e.kind()),
-            Ok(_) => println!("wrong pw    unexpectedly accepted"),
-        },
-    }
+    show_failure("wrong pw", &wrong_password, &topic);
     let without_ca = Producer::builder()
         .bootstrap_servers(&servers)
         .security_protocol("SASL_SSL")
@@ -137,13 +131,7 @@ fn main() -> kafka_blocking::Result<()> {
         .sasl_plain_password(PASSWORD)
         .max_block_ms(10_000)
         .build()?;
-    match without_ca.send(Record::new(&topic).value("x")) {
-        Err(e) => println!("system CAs  {:?}: {e}", e.kind()),
-        Ok(f) => match f.get(Duration::from_secs(10)) {
-            Err(e) => println!("system CAs  {:?}: {e}", e.kind()),
-            Ok(_) => println!("system CAs  unexpectedly accepted"),
-        },
-    }
+    show_failure("system CAs", &without_ca, &topic);
     let ok = read == RECORDS;
     println!(
         "done in {:.2} s{}",
@@ -154,4 +142,15 @@ fn main() -> kafka_blocking::Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// Sends one record and prints the error it meets (there must be one).
+fn show_failure(label: &str, producer: &Producer, topic: &str) {
+    let outcome = producer
+        .send(Record::new(topic).value("x"))
+        .and_then(|f| f.get(Duration::from_secs(10)));
+    match outcome {
+        Err(e) => println!("{label:<11} {:?}: {e}", e.kind()),
+        Ok(_) => println!("{label:<11} unexpectedly accepted"),
+    }
 }
