@@ -60,6 +60,12 @@ pub enum ErrorKind {
     /// The consumer has no committed or reset position for a partition and
     /// `auto_offset_reset` is `none`.
     NoOffset,
+    /// After a leader change the new leader's log ends below the consumer's
+    /// position for the leader epoch of the last record returned (KIP-320):
+    /// records were lost. Returned with `auto_offset_reset` `none`; the
+    /// message names the partition, the position and the divergence offset
+    /// (also in [`Error::offset`]); `seek()` to go on.
+    LogTruncation,
     /// The consumer group changed under this member; commits for the old
     /// assignment are refused.
     Rebalance,

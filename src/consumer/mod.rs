@@ -79,6 +79,7 @@ mod poll;
 mod positions;
 mod seek;
 mod subscription;
+mod validate;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

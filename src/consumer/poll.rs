@@ -272,6 +272,11 @@ impl Consumer {
                     }
                 }
             }
+            ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::FENCED_LEADER_EPOCH => {
+                let (tp, le) = (data.tp, p.leader_epoch);
+                self.validate_position(&tp, pos, le)?;
+                Ok(None)
+            }
             ErrorCode::MESSAGE_TOO_LARGE => {
                 p.stopped = true;
                 Err(Error::new(

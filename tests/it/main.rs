@@ -24,3 +24,4 @@ mod sasl;
 mod tls;
 mod transaction_faults;
 mod transactions;
+mod truncation;

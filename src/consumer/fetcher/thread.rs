@@ -510,6 +510,16 @@ impl FetchThread {
                         }
                         data.records = records;
                         chunks.push(data);
+                    } else if !follower
+                        && (code == ErrorCode::NOT_LEADER_OR_FOLLOWER
+                            || code == ErrorCode::FENCED_LEADER_EPOCH)
+                    {
+                        // A leader change: the consumer validates its
+                        // position (KIP-320) before fetching again.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        stale_metadata = true;
+                        pos.stopped = true;
+                        chunks.push(data);
                     } else if code.is_stale_metadata()
                         || (code.is_retriable() && code != ErrorCode::CORRUPT_MESSAGE)
                     {
