@@ -200,8 +200,10 @@ fn ask(
             return Err(Error::broker(code, "validating the position")
                 .with_partition(&*tp.topic, tp.partition));
         }
-        return Err(Error::broker(code, "validating the position after a leader change")
-            .with_partition(&*tp.topic, tp.partition));
+        return Err(
+            Error::broker(code, "validating the position after a leader change")
+                .with_partition(&*tp.topic, tp.partition),
+        );
     }
     // Undefined (-1): the leader knows nothing older; nothing to compare.
     if p.end_offset < 0 || p.leader_epoch < 0 {

@@ -134,12 +134,11 @@ fn read(cluster: &FakeCluster, reset: &str) -> (Vec<(i64, String)>, Option<Error
     let mut got = Vec::new();
     while Instant::now() < deadline && got.last().map_or(true, |(o, _)| *o < END - 1) {
         match c.poll(Duration::from_millis(100)) {
-            Ok(records) => got.extend(records.iter().map(|m| {
-                (
-                    m.offset(),
-                    m.value_as::<&str>().expect("utf-8").to_owned(),
-                )
-            })),
+            Ok(records) => got.extend(
+                records
+                    .iter()
+                    .map(|m| (m.offset(), m.value_as::<&str>().expect("utf-8").to_owned())),
+            ),
             Err(e) => return (got, Some(e)),
         }
     }
