@@ -79,6 +79,9 @@ pub(crate) struct FetchPos {
     pub(crate) high_watermark: i64,
     pub(crate) last_stable_offset: i64,
     pub(crate) log_start_offset: i64,
+    /// The leader epoch in the metadata the last fetch was made with:
+    /// a newer one means a leader change the consumer validates (KIP-320).
+    leader_epoch: Option<i32>,
 }
 
 #[derive(Default)]
@@ -187,6 +190,9 @@ impl Fetcher {
                     p.epoch = epoch;
                     p.stopped = false;
                     p.retry_at = None;
+                    // Validated (or moved) from here: the current leader
+                    // epoch is the one to compare with.
+                    p.leader_epoch = None;
                 }
                 None => {
                     st.parts.insert(
@@ -201,6 +207,7 @@ impl Fetcher {
                             high_watermark: -1,
                             last_stable_offset: -1,
                             log_start_offset: -1,
+                            leader_epoch: None,
                         },
                     );
                 }

@@ -478,6 +478,15 @@ pub fn fake_metadata(
     req: &FakeReq,
     topics: &[(&str, kafka_blocking::protocol::Uuid, i32, i32)],
 ) -> Option<Vec<u8>> {
+    fake_metadata_epoch(req, topics, 0)
+}
+
+/// [`fake_metadata`] with every partition at leader epoch `leader_epoch`.
+pub fn fake_metadata_epoch(
+    req: &FakeReq,
+    topics: &[(&str, kafka_blocking::protocol::Uuid, i32, i32)],
+    leader_epoch: i32,
+) -> Option<Vec<u8>> {
     use kafka_blocking::protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };
@@ -506,7 +515,7 @@ pub fn fake_metadata(
                     .map(|p| MetadataResponsePartition {
                         partition_index: p,
                         leader_id: *leader,
-                        leader_epoch: 0,
+                        leader_epoch,
                         replica_nodes: replicas.clone(),
                         isr_nodes: replicas.clone(),
                         ..Default::default()

@@ -6,9 +6,12 @@
 //! fetch at 20 answers NOT_LEADER_OR_FOLLOWER (the leader changed); from
 //! then on the log is the new leader's: from `DIVERGE` on, records
 //! `"w{offset}"` under epoch 1, up to offset 30. OffsetForLeaderEpoch says
-//! epoch 0 ends at `end_offset`.
+//! epoch 0 ends at `end_offset`. In the other mode there is no error: the
+//! fetch at 20 answers nothing until the client fetches with leader epoch
+//! 1, which the metadata shows from then on (a leader change the client
+//! learns from a metadata update).
 
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,7 @@ use kafka_blocking::protocol::messages::{
 use kafka_blocking::protocol::{ApiKey, Uuid};
 use kafka_blocking::{Bytes, Error, ErrorKind};
 
-use crate::faults::{fake_api_versions, fake_metadata, fetch_each, FakeCluster};
+use crate::faults::{fake_api_versions, fake_metadata_epoch, fetch_each, FakeCluster};
 
 const TOPIC: &str = "kip320-topic";
 const CHANGE_AT: i64 = 20;
@@ -59,11 +62,19 @@ fn batch(base: i64, limit: i64, prefix: &str, epoch: i32) -> Bytes {
 
 /// The fake cluster; OffsetForLeaderEpoch answers `end_offset` for epoch
 /// 0, and the new leader's log differs from `diverge` on.
-fn truncating_cluster(end_offset: i64, diverge: i64) -> FakeCluster {
+/// With `by_metadata`, the change shows as a new leader epoch in the
+/// metadata instead of NOT_LEADER_OR_FOLLOWER.
+fn truncating_cluster(end_offset: i64, diverge: i64, by_metadata: bool) -> FakeCluster {
     let changed = Arc::new(AtomicBool::new(false));
+    let epoch = Arc::new(AtomicI32::new(0));
+    let meta_epoch = Arc::clone(&epoch);
     FakeCluster::start(1, move |req| match req.key {
         ApiKey::API_VERSIONS => fake_api_versions(req, APIS),
-        ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([7; 16]), 1, 1)]),
+        ApiKey::METADATA => fake_metadata_epoch(
+            req,
+            &[(TOPIC, Uuid([7; 16]), 1, 1)],
+            meta_epoch.load(SeqCst),
+        ),
         ApiKey::OFFSET_FOR_LEADER_EPOCH => {
             req.answer::<OffsetForLeaderEpochRequest>(|r| OffsetForLeaderEpochResponse {
                 topics: r
@@ -89,10 +100,22 @@ fn truncating_cluster(end_offset: i64, diverge: i64) -> FakeCluster {
         }
         ApiKey::FETCH => {
             let changed = Arc::clone(&changed);
+            let epoch = Arc::clone(&epoch);
             req.answer::<FetchRequest>(move |r| {
                 fetch_each(r, |p| {
                     let at = p.fetch_offset;
-                    if at >= CHANGE_AT && !changed.swap(true, SeqCst) {
+                    if by_metadata && at >= CHANGE_AT && p.current_leader_epoch < 1 {
+                        // The leader moved; this client has not heard yet.
+                        epoch.store(1, SeqCst);
+                        changed.store(true, SeqCst);
+                        return PartitionData {
+                            partition_index: p.partition,
+                            high_watermark: END,
+                            records: Some(Bytes::new()),
+                            ..Default::default()
+                        };
+                    }
+                    if !by_metadata && at >= CHANGE_AT && !changed.swap(true, SeqCst) {
                         return PartitionData {
                             partition_index: p.partition,
                             error_code: 6, // NOT_LEADER_OR_FOLLOWER
@@ -126,6 +149,7 @@ fn read(cluster: &FakeCluster, reset: &str) -> (Vec<(i64, String)>, Option<Error
         .bootstrap_servers(cluster.bootstrap())
         .auto_offset_reset(reset)
         .request_timeout_ms(5_000)
+        .metadata_max_age_ms(300)
         .build()
         .expect("consumer");
     c.assign([(TOPIC, 0)]).expect("assign");
@@ -151,7 +175,7 @@ fn expected(from: i64, to: i64, prefix: &str) -> Vec<(i64, String)> {
 
 #[test]
 fn a_truncated_log_resets_to_the_divergence_point() {
-    let cluster = truncating_cluster(15, 15);
+    let cluster = truncating_cluster(15, 15, false);
     let (got, error) = read(&cluster, "earliest");
     assert!(error.is_none(), "{error:?}");
     let mut want = expected(0, CHANGE_AT, "v");
@@ -162,7 +186,7 @@ fn a_truncated_log_resets_to_the_divergence_point() {
 
 #[test]
 fn a_truncated_log_with_auto_offset_reset_none_is_a_typed_error() {
-    let cluster = truncating_cluster(15, 15);
+    let cluster = truncating_cluster(15, 15, false);
     let (got, error) = read(&cluster, "none");
     assert_eq!(got, expected(0, CHANGE_AT, "v"));
     let e = error.expect("the truncation is reported");
@@ -176,7 +200,7 @@ fn a_truncated_log_with_auto_offset_reset_none_is_a_typed_error() {
 #[test]
 fn a_leader_change_without_truncation_reads_on_without_gaps_or_repeats() {
     // The new leader's log ends epoch 0 at 20, the position: nothing lost.
-    let cluster = truncating_cluster(CHANGE_AT, CHANGE_AT);
+    let cluster = truncating_cluster(CHANGE_AT, CHANGE_AT, false);
     let (got, error) = read(&cluster, "none");
     assert!(error.is_none(), "{error:?}");
     let mut want = expected(0, CHANGE_AT, "v");
@@ -186,4 +210,14 @@ fn a_leader_change_without_truncation_reads_on_without_gaps_or_repeats() {
         cluster.count(1, ApiKey::OFFSET_FOR_LEADER_EPOCH) >= 1,
         "the position was validated"
     );
+}
+
+#[test]
+fn a_new_leader_epoch_in_the_metadata_is_validated_too() {
+    let cluster = truncating_cluster(15, 15, true);
+    let (got, error) = read(&cluster, "earliest");
+    assert!(error.is_none(), "{error:?}");
+    let mut want = expected(0, CHANGE_AT, "v");
+    want.extend(expected(15, END, "w"));
+    assert_eq!(got, want);
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use super::request::{build_request, partial_is_too_large, scan_next_offset, Scan};
-use super::{FetchSettings, FetchedChunk, PartitionData, Shared, MAX_QUEUED};
+use super::{FetchSettings, FetchState, FetchedChunk, PartitionData, Shared, MAX_QUEUED};
 use crate::bytes::Bytes;
 use crate::cluster::{Cluster, Purpose};
 use crate::consumer::fetch_session::{SentPart, Session, Want};
@@ -106,9 +106,11 @@ impl FetchThread {
         let mut next = now + Duration::from_millis(250);
         let mut by_broker: HashMap<i32, Vec<WantWithId>> = HashMap::new();
         let mut need_metadata = false;
+        let mut moved: Vec<(i32, PartitionData)> = Vec::new();
         {
-            let st = self.shared.state.lock();
-            for (tp, pos) in &st.parts {
+            let mut st = self.shared.state.lock();
+            let FetchState { parts, queued, .. } = &mut *st;
+            for (tp, pos) in parts.iter_mut() {
                 if pos.stopped || pos.in_flight.is_some() {
                     continue;
                 }
@@ -126,6 +128,26 @@ impl FetchThread {
                     need_metadata = true;
                     continue;
                 };
+                // KIP-320: the metadata shows a new leader epoch; the
+                // consumer validates its position before fetching on.
+                let seen = pos.leader_epoch.replace(pm.leader_epoch);
+                if seen.is_some_and(|e| pm.leader_epoch > e) {
+                    pos.stopped = true;
+                    moved.push((
+                        pm.leader,
+                        PartitionData {
+                            tp: tp.clone(),
+                            epoch: pos.epoch,
+                            fetch_offset: pos.offset,
+                            next_offset: pos.offset,
+                            records: Bytes::new(),
+                            error: ErrorCode::FENCED_LEADER_EPOCH,
+                            high_watermark: -1,
+                            aborted: Vec::new(),
+                        },
+                    ));
+                    continue;
+                }
                 // KIP-392: the replica the leader pointed at, while that
                 // advice is fresh and the broker is known.
                 let target = match pos.preferred {
@@ -148,7 +170,7 @@ impl FetchThread {
                         continue;
                     }
                 }
-                if st.queued.get(&target).copied().unwrap_or(0) >= MAX_QUEUED {
+                if queued.get(&target).copied().unwrap_or(0) >= MAX_QUEUED {
                     continue;
                 }
                 by_broker.entry(target).or_default().push(WantWithId {
@@ -165,6 +187,13 @@ impl FetchThread {
                     follower: target != pm.leader,
                 });
             }
+        }
+        for (broker, part) in moved {
+            *self.shared.state.lock().queued.entry(broker).or_insert(0) += 1;
+            let _ = self.data_tx.send(FetchedChunk {
+                broker,
+                parts: vec![part],
+            });
         }
         if need_metadata {
             self.cluster.request_update();
