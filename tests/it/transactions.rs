@@ -44,6 +44,14 @@ fn read_committed(topic: &str, partitions: i32) -> Vec<String> {
     out
 }
 
+/// Sends `values(prefix, n)` to `topic` (futures dropped: the commit or
+/// flush that follows reports failures).
+fn send_values(p: &Producer, topic: &str, prefix: &str, n: usize) {
+    for v in values(prefix, n) {
+        let _ = p.send(Record::new(topic).value(&v[..])).expect("send");
+    }
+}
+
 fn values(prefix: &str, n: usize) -> Vec<String> {
     let mut v: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:05}")).collect();
     v.sort();
@@ -93,11 +101,7 @@ fn an_aborted_transaction_leaves_the_producer_usable() {
     let p = txn_producer(&id).build().expect("producer");
     p.init_transactions(T).expect("init");
     p.begin_transaction().expect("begin");
-    for v in values("aborted", 100) {
-        let _ = p
-            .send(Record::new(topic.as_str()).value(&v[..]))
-            .expect("send");
-    }
+    send_values(&p, &topic, "aborted", 100);
     p.flush(T).expect("flush");
     p.abort_transaction(T).expect("abort");
     assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
@@ -106,11 +110,7 @@ fn an_aborted_transaction_leaves_the_producer_usable() {
     assert_eq!(e.kind(), ErrorKind::InvalidState, "{e}");
 
     p.begin_transaction().expect("begin again");
-    for v in values("kept", 100) {
-        let _ = p
-            .send(Record::new(topic.as_str()).value(&v[..]))
-            .expect("send");
-    }
+    send_values(&p, &topic, "kept", 100);
     p.commit_transaction(T).expect("commit");
     let seen = read_committed(&topic, 2);
     let kept: Vec<&String> = seen.iter().filter(|v| v.starts_with("kept")).collect();
@@ -132,19 +132,11 @@ fn aborted_records_are_hidden_from_read_committed() {
         .expect("producer");
     p.init_transactions(T).expect("init");
     p.begin_transaction().expect("begin");
-    for v in values("aborted", 100) {
-        let _ = p
-            .send(Record::new(topic.as_str()).value(&v[..]))
-            .expect("send");
-    }
+    send_values(&p, &topic, "aborted", 100);
     p.flush(T).expect("flush");
     p.abort_transaction(T).expect("abort");
     p.begin_transaction().expect("begin");
-    for v in values("kept", 100) {
-        let _ = p
-            .send(Record::new(topic.as_str()).value(&v[..]))
-            .expect("send");
-    }
+    send_values(&p, &topic, "kept", 100);
     p.commit_transaction(T).expect("commit");
     assert_eq!(read_committed(&topic, 2), values("kept", 100));
 }
@@ -609,22 +601,14 @@ fn read_committed_stops_at_the_last_stable_offset() {
         .bootstrap_servers(bootstrap())
         .build()
         .expect("producer");
-    for v in values("before", 5) {
-        let _ = plain
-            .send(Record::new(topic.as_str()).value(&v[..]))
-            .expect("send");
-    }
+    send_values(&plain, &topic, "before", 5);
     plain.flush(T).expect("flush");
     let p = txn_producer(&unique_topic("txn-id"))
         .build()
         .expect("producer");
     p.init_transactions(T).expect("init");
     p.begin_transaction().expect("begin");
-    for v in values("open", 5) {
-        let _ = p
-            .send(Record::new(topic.as_str()).value(&v[..]))
-            .expect("send");
-    }
+    send_values(&p, &topic, "open", 5);
     p.flush(T)
         .expect("flush: the open transaction's records are written");
     assert_eq!(read_committed(&topic, 1), values("before", 5));
