@@ -171,6 +171,11 @@ struct PartState {
     leader_epoch: Option<i32>,
     /// A fetch error stopped this partition until the next seek.
     stopped: bool,
+    /// KIP-320: a position `(offset, leader epoch)` to validate with the
+    /// leader before fetching from it (after a leader change); the
+    /// position itself is `None` meanwhile, so the background lookup
+    /// takes it.
+    pending_validation: Option<(i64, i32)>,
 }
 
 enum SubKind {

@@ -266,6 +266,7 @@ impl Consumer {
                         log::info!("{tp}: fetch offset {pos} is out of range; resetting per auto_offset_reset");
                         p.position = None;
                         p.pending_reset = Some(ts);
+                        p.pending_validation = None;
                         self.need_positions = true;
                         self.positions_retry_at = None;
                         Ok(None)
@@ -274,7 +275,7 @@ impl Consumer {
             }
             ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::FENCED_LEADER_EPOCH => {
                 let (tp, le) = (data.tp, p.leader_epoch);
-                self.validate_position(&tp, pos, le)?;
+                self.await_validation(&tp, pos, le);
                 Ok(None)
             }
             ErrorCode::MESSAGE_TOO_LARGE => {

@@ -8,6 +8,10 @@
 //! read up beyond its timeout. [`Consumer::position`](super::Consumer::position)
 //! runs the same lookup on the caller's thread.
 //!
+//! A position to validate (KIP-320: after a leader change, or a committed
+//! offset that carries a leader epoch) is checked with the leader here too
+//! (`validate.rs`), so that check never blocks `poll` either.
+//!
 //! Every partition is looked up for the position epoch it had when the
 //! lookup started; an outcome for an older epoch (a seek, pause or
 //! reassignment happened meanwhile) is dropped.
@@ -17,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::offsets::{fetch_committed, list_offsets, EARLIEST, LATEST};
+use super::validate::{check, Checked};
 use super::AutoOffsetReset;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -43,6 +48,9 @@ pub(crate) struct Wanted {
     pub(crate) epoch: u64,
     /// A reset asked for ([`EARLIEST`]/[`LATEST`]): no committed lookup.
     pub(crate) reset: Option<i64>,
+    /// A position `(offset, leader epoch)` to validate with the leader
+    /// (KIP-320, after a leader change): no committed lookup either.
+    pub(crate) validate: Option<(i64, i32)>,
 }
 
 /// A position found.
@@ -65,6 +73,12 @@ pub(crate) struct Outcome {
     pub(crate) resets_left: Vec<(TopicPartition, u64, i64)>,
     /// No committed offset and `auto_offset_reset` is `none`.
     pub(crate) no_offset: Vec<TopicPartition>,
+    /// Positions `(partition, epoch, offset, leader epoch)` whose
+    /// validation did not finish, retried later.
+    pub(crate) validations_left: Vec<(TopicPartition, u64, i64, i32)>,
+    /// Positions found truncated with `auto_offset_reset` `none`:
+    /// `(partition, epoch, position, leader epoch, the LogTruncation error)`.
+    pub(crate) truncated: Vec<(TopicPartition, u64, i64, i32, Error)>,
     /// Why the lookup stopped early, if it did.
     pub(crate) error: Option<Error>,
 }
@@ -72,7 +86,10 @@ pub(crate) struct Outcome {
 impl Outcome {
     /// Whether something is left to retry after a backoff.
     pub(crate) fn incomplete(&self) -> bool {
-        self.error.is_some() || !self.no_offset.is_empty() || !self.resets_left.is_empty()
+        self.error.is_some()
+            || !self.no_offset.is_empty()
+            || !self.resets_left.is_empty()
+            || !self.validations_left.is_empty()
     }
 }
 
@@ -117,10 +134,15 @@ pub(crate) fn look_up(ctx: &LookupCtx, wanted: Vec<Wanted>) -> Outcome {
     let mut out = Outcome::default();
     let mut resets: Vec<(Wanted, i64)> = Vec::new();
     let mut unknown: Vec<Wanted> = Vec::new();
+    // (partition, epoch, offset, leader epoch, where the offset comes from)
+    let mut to_validate: Vec<(TopicPartition, u64, i64, i32, &'static str)> = Vec::new();
     for w in wanted {
-        match w.reset {
-            Some(ts) => resets.push((w, ts)),
-            None => unknown.push(w),
+        match (w.reset, w.validate) {
+            (Some(ts), _) => resets.push((w, ts)),
+            (None, Some((offset, le))) => {
+                to_validate.push((w.tp, w.epoch, offset, le, "after a leader change"));
+            }
+            (None, None) => unknown.push(w),
         }
     }
     if !unknown.is_empty() {
@@ -150,6 +172,13 @@ pub(crate) fn look_up(ctx: &LookupCtx, wanted: Vec<Wanted>) -> Outcome {
         };
         for w in unknown {
             match committed.get(&w.tp) {
+                // KIP-320: a committed offset with the leader epoch of the
+                // record before it is validated like a position after a
+                // leader change (the log may have been truncated since).
+                Some(om) if om.leader_epoch.is_some_and(|e| e >= 0) => {
+                    let le = om.leader_epoch.unwrap_or(-1);
+                    to_validate.push((w.tp, w.epoch, om.offset, le, "committed offset"));
+                }
                 Some(om) => out.found.push(Found {
                     offset: om.offset,
                     leader_epoch: om.leader_epoch,
@@ -165,6 +194,7 @@ pub(crate) fn look_up(ctx: &LookupCtx, wanted: Vec<Wanted>) -> Outcome {
             }
         }
     }
+    validate_all(ctx, to_validate, &mut out);
     if resets.is_empty() {
         return out;
     }
@@ -197,4 +227,43 @@ pub(crate) fn look_up(ctx: &LookupCtx, wanted: Vec<Wanted>) -> Outcome {
         }
     }
     out
+}
+
+/// Validates positions with their leaders (KIP-320), all within one
+/// `ctx.timeout`; what does not finish is left for the next lookup.
+fn validate_all(
+    ctx: &LookupCtx,
+    list: Vec<(TopicPartition, u64, i64, i32, &'static str)>,
+    out: &mut Outcome,
+) {
+    let deadline = Instant::now() + ctx.timeout;
+    for (tp, epoch, offset, le, what) in list {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || out.error.is_some() {
+            out.validations_left.push((tp, epoch, offset, le));
+            continue;
+        }
+        match check(&ctx.cluster, &tp, offset, le, ctx.policy, left, what) {
+            Ok(Checked::FetchFrom {
+                offset: from,
+                leader_epoch,
+                truncated,
+            }) => out.found.push(Found {
+                tp,
+                epoch,
+                offset: from,
+                leader_epoch,
+                source: match (truncated, what) {
+                    (true, _) => "the divergence point: the log was truncated below the position",
+                    (false, "committed offset") => "committed offset, validated",
+                    (false, _) => "validated after a leader change",
+                },
+            }),
+            Ok(Checked::Truncated(e)) => out.truncated.push((tp, epoch, offset, le, e)),
+            Err(e) => {
+                out.validations_left.push((tp, epoch, offset, le));
+                out.error = Some(e);
+            }
+        }
+    }
 }

@@ -36,6 +36,7 @@ impl Consumer {
             if let Some(p) = self.assignment.get_mut(&tp) {
                 p.position = None;
                 p.pending_reset = Some(to);
+                p.pending_validation = None;
                 p.epoch = epoch;
                 p.stopped = false;
             }
@@ -160,6 +161,7 @@ impl Consumer {
                 tp: tp.clone(),
                 epoch: p.epoch,
                 reset: p.pending_reset,
+                validate: p.pending_reset.is_none().then_some(p.pending_validation).flatten(),
             })
             .collect()
     }
@@ -242,9 +244,42 @@ impl Consumer {
                 }
             }
         }
+        for (tp, epoch, offset, le) in out.validations_left {
+            if let Some(p) = self.assignment.get_mut(&tp) {
+                if p.epoch == epoch && p.position.is_none() {
+                    p.pending_validation = Some((offset, le));
+                }
+            }
+        }
+        // Truncated with auto_offset_reset=none: the position stays where
+        // it was, stopped (not fetched) until a seek; the error is
+        // reported once.
+        let mut truncations: Vec<Error> = Vec::new();
+        for (tp, epoch, offset, le, e) in out.truncated {
+            let Some(p) = self.assignment.get_mut(&tp) else {
+                continue;
+            };
+            if p.epoch != epoch || p.position.is_some() {
+                continue;
+            }
+            p.position = Some(offset);
+            p.leader_epoch = Some(le);
+            p.pending_validation = None;
+            p.stopped = true;
+            self.fetcher.remove(&tp);
+            truncations.push(e);
+        }
         self.need_positions = self.assignment.values().any(|p| p.position.is_none());
         if incomplete {
             self.positions_retry_at = Some(Instant::now() + self.backoff());
+        }
+        if !truncations.is_empty() {
+            let first = truncations.remove(0);
+            self.pending_errors.extend(truncations);
+            if let Some(e) = out.error {
+                log::debug!("looking up positions failed (retrying): {e}");
+            }
+            return Err(first);
         }
         if let Some(e) = out.error {
             if !e.is_retriable() {

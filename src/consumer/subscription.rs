@@ -242,6 +242,7 @@ impl Consumer {
                 pending_reset: None,
                 leader_epoch: None,
                 stopped: false,
+                pending_validation: None,
             },
         );
         self.need_positions = true;
@@ -291,6 +292,7 @@ impl Consumer {
         p.position = Some(offset);
         p.epoch = epoch;
         p.pending_reset = None;
+        p.pending_validation = None;
         p.stopped = false;
         p.leader_epoch = leader_epoch;
         let paused = p.paused;

@@ -4,6 +4,12 @@
 //! The new leader is asked (OffsetForLeaderEpoch v3+) where the leader
 //! epoch of the last record returned ends in its log. An end offset below
 //! the position means those records are gone: the log diverged there.
+//! Positions taken from a committed offset with a leader epoch (OffsetFetch
+//! v5+) are validated the same way before the first fetch.
+//!
+//! The check runs on the position lookup's short-lived thread
+//! (`positions.rs`), never on the thread calling `poll`: a partition
+//! awaiting validation has no position and is not fetched meanwhile.
 
 use std::time::{Duration, Instant};
 
@@ -32,59 +38,97 @@ pub(crate) enum Validation {
 }
 
 impl Consumer {
-    /// After a fetch of `tp` at `position` met a leader change: validates
-    /// the position against the new leader (when the position has the
-    /// leader epoch of a record returned) and fetches on from it, or from
-    /// the divergence point; with `auto_offset_reset` `none` a truncation
-    /// is a [`ErrorKind::LogTruncation`] error and the partition stops
-    /// until a seek.
-    ///
-    /// Blocks up to `request_timeout_ms` on the consumer's thread.
-    pub(super) fn validate_position(
+    /// A fetch of `tp` at `position` met a leader change: without a leader
+    /// epoch to check, fetch on from the position; otherwise stop fetching
+    /// and let the background position lookup validate it with the new
+    /// leader (the Java client's "awaiting validation" state), so a leader
+    /// that is slow or unreachable never holds up `poll`.
+    pub(super) fn await_validation(
         &mut self,
         tp: &TopicPartition,
         position: i64,
         leader_epoch: Option<i32>,
-    ) -> Result<()> {
+    ) {
         let Some(le) = leader_epoch else {
             // Nothing returned yet under a known epoch: nothing to check.
             self.set_position(tp, position, None);
-            return Ok(());
+            return;
         };
-        let timeout = self.cfg.client.request_timeout();
-        match validate(&self.cluster, tp, position, le, timeout) {
-            Ok(Validation::Valid) => {
-                self.set_position(tp, position, Some(le));
-                Ok(())
-            }
-            Ok(Validation::Diverged {
-                offset,
-                leader_epoch,
-            }) => {
-                if self.cfg.auto_offset_reset == AutoOffsetReset::None {
-                    if let Some(p) = self.assignment.get_mut(tp) {
-                        p.stopped = true;
-                    }
-                    return Err(Error::new(
+        let epoch = self.bump_epoch();
+        let Some(p) = self.assignment.get_mut(tp) else {
+            return;
+        };
+        p.position = None;
+        p.epoch = epoch;
+        p.pending_reset = None;
+        p.pending_validation = Some((position, le));
+        p.leader_epoch = Some(le);
+        self.fetcher.remove(tp);
+        if self.cursor.as_ref().is_some_and(|c| c.tp == *tp) {
+            self.cursor = None;
+        }
+        self.need_positions = true;
+        self.positions_retry_at = None;
+    }
+}
+
+/// The outcome of validating one position.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// Fetch from `offset`: the position, or the divergence point.
+    FetchFrom {
+        offset: i64,
+        leader_epoch: Option<i32>,
+        truncated: bool,
+    },
+    /// Truncated with `auto_offset_reset` `none`: the
+    /// [`ErrorKind::LogTruncation`] error to report.
+    Truncated(Error),
+}
+
+/// Validates `position` (reached under `leader_epoch`) of `tp` with its
+/// leader, until `timeout`: where to fetch from, or the typed error with
+/// `auto_offset_reset` `none`. `what` says where the position comes from,
+/// for the messages.
+pub(crate) fn check(
+    cluster: &Cluster,
+    tp: &TopicPartition,
+    position: i64,
+    leader_epoch: i32,
+    policy: AutoOffsetReset,
+    timeout: Duration,
+    what: &str,
+) -> Result<Checked> {
+    match validate(cluster, tp, position, leader_epoch, timeout)? {
+        Validation::Valid => Ok(Checked::FetchFrom {
+            offset: position,
+            leader_epoch: Some(leader_epoch),
+            truncated: false,
+        }),
+        Validation::Diverged {
+            offset,
+            leader_epoch: new_epoch,
+        } => {
+            if policy == AutoOffsetReset::None {
+                return Ok(Checked::Truncated(
+                    Error::new(
                         ErrorKind::LogTruncation,
                         format!(
-                            "log truncation detected: position {position} (leader epoch {le}) is past the new leader's log, which diverges at offset {offset}; auto_offset_reset is none, seek() to go on"
+                            "log truncation detected: {what} position {position} (leader epoch {leader_epoch}) is past the leader's log, which diverges at offset {offset}; auto_offset_reset is none, seek() to go on"
                         ),
                     )
                     .with_partition(&*tp.topic, tp.partition)
-                    .with_offset(offset));
-                }
-                log::warn!(
-                    "{tp}: log truncation detected: position {position} is past the new leader's log; resetting to the divergence offset {offset}"
-                );
-                self.set_position(tp, offset, Some(leader_epoch));
-                Ok(())
+                    .with_offset(offset),
+                ));
             }
-            Err(e) => {
-                // The position stays; fetching it again validates again.
-                self.set_position(tp, position, Some(le));
-                Err(e)
-            }
+            log::warn!(
+                "{tp}: log truncation detected: {what} position {position} is past the leader's log; resetting to the divergence offset {offset}"
+            );
+            Ok(Checked::FetchFrom {
+                offset,
+                leader_epoch: Some(new_epoch),
+                truncated: true,
+            })
         }
     }
 }

@@ -10,6 +10,10 @@
 //! fetch at 20 answers nothing until the client fetches with leader epoch
 //! 1, which the metadata shows from then on (a leader change the client
 //! learns from a metadata update).
+//! In the third mode the client starts from the group's committed offset
+//! 20, committed under leader epoch 0, and the log is the new leader's
+//! from the start: the committed position is validated before the first
+//! fetch.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 use std::sync::Arc;
@@ -20,13 +24,19 @@ use kafka_blocking::protocol::messages::fetch_response::PartitionData;
 use kafka_blocking::protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
+use kafka_blocking::protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
 use kafka_blocking::protocol::messages::{
-    FetchRequest, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    FetchRequest, OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
 };
 use kafka_blocking::protocol::{ApiKey, Uuid};
 use kafka_blocking::{Bytes, Error, ErrorKind};
 
-use crate::faults::{fake_api_versions, fake_metadata_epoch, fetch_each, FakeCluster};
+use crate::faults::{
+    fake_api_versions, fake_find_coordinator, fake_metadata_epoch, fetch_each, FakeCluster,
+};
 
 const TOPIC: &str = "kip320-topic";
 const CHANGE_AT: i64 = 20;
@@ -38,7 +48,22 @@ const APIS: &[(ApiKey, i16)] = &[
     (ApiKey::LIST_OFFSETS, 7),
     (ApiKey::API_VERSIONS, 3),
     (ApiKey::OFFSET_FOR_LEADER_EPOCH, 4),
+    (ApiKey::FIND_COORDINATOR, 4),
+    (ApiKey::OFFSET_FETCH, 7),
 ];
+
+/// How the fake shows the leader change.
+#[derive(Clone, Copy, PartialEq)]
+enum Change {
+    /// The first fetch at `CHANGE_AT` answers NOT_LEADER_OR_FOLLOWER.
+    Error,
+    /// The metadata shows leader epoch 1 once a fetch reached `CHANGE_AT`.
+    Metadata,
+    /// Before the client starts: the log is the new leader's from the
+    /// first fetch, and the group's committed offset is `CHANGE_AT` under
+    /// leader epoch 0 (OffsetFetch v5+ carries it).
+    Committed,
+}
 
 /// Up to 10 records from `base`, `"{prefix}{offset}"`, under `epoch`.
 fn batch(base: i64, limit: i64, prefix: &str, epoch: i32) -> Bytes {
@@ -64,8 +89,9 @@ fn batch(base: i64, limit: i64, prefix: &str, epoch: i32) -> Bytes {
 /// 0, and the new leader's log differs from `diverge` on.
 /// With `by_metadata`, the change shows as a new leader epoch in the
 /// metadata instead of NOT_LEADER_OR_FOLLOWER.
-fn truncating_cluster(end_offset: i64, diverge: i64, by_metadata: bool) -> FakeCluster {
-    let changed = Arc::new(AtomicBool::new(false));
+fn truncating_cluster(end_offset: i64, diverge: i64, change: Change) -> FakeCluster {
+    let by_metadata = change == Change::Metadata;
+    let changed = Arc::new(AtomicBool::new(change == Change::Committed));
     let epoch = Arc::new(AtomicI32::new(0));
     let meta_epoch = Arc::clone(&epoch);
     FakeCluster::start(1, move |req| match req.key {
@@ -75,6 +101,21 @@ fn truncating_cluster(end_offset: i64, diverge: i64, by_metadata: bool) -> FakeC
             &[(TOPIC, Uuid([7; 16]), 1, 1)],
             meta_epoch.load(SeqCst),
         ),
+        ApiKey::FIND_COORDINATOR => fake_find_coordinator(req, 0),
+        ApiKey::OFFSET_FETCH => req.answer::<OffsetFetchRequest>(|_| OffsetFetchResponse {
+            topics: vec![OffsetFetchResponseTopic {
+                name: TOPIC.to_owned(),
+                partitions: vec![OffsetFetchResponsePartition {
+                    partition_index: 0,
+                    committed_offset: CHANGE_AT,
+                    committed_leader_epoch: 0,
+                    metadata: Some(String::new()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
         ApiKey::OFFSET_FOR_LEADER_EPOCH => {
             req.answer::<OffsetForLeaderEpochRequest>(|r| OffsetForLeaderEpochResponse {
                 topics: r
@@ -154,6 +195,25 @@ fn read(cluster: &FakeCluster, reset: &str) -> (Vec<(i64, String)>, Option<Error
         .expect("consumer");
     c.assign([(TOPIC, 0)]).expect("assign");
     c.seek((TOPIC, 0), 0).expect("seek");
+    read_from(&mut c)
+}
+
+/// A member of a group whose committed offset is `CHANGE_AT`: reads from
+/// the committed offset (no seek).
+fn read_committed(cluster: &FakeCluster, reset: &str) -> (Vec<(i64, String)>, Option<Error>) {
+    let mut c = Consumer::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .group_id("kip320-group")
+        .enable_auto_commit(false)
+        .auto_offset_reset(reset)
+        .request_timeout_ms(5_000)
+        .build()
+        .expect("consumer");
+    c.assign([(TOPIC, 0)]).expect("assign");
+    read_from(&mut c)
+}
+
+fn read_from(c: &mut Consumer) -> (Vec<(i64, String)>, Option<Error>) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut got = Vec::new();
     while Instant::now() < deadline && got.last().map_or(true, |(o, _)| *o < END - 1) {
@@ -175,7 +235,7 @@ fn expected(from: i64, to: i64, prefix: &str) -> Vec<(i64, String)> {
 
 #[test]
 fn a_truncated_log_resets_to_the_divergence_point() {
-    let cluster = truncating_cluster(15, 15, false);
+    let cluster = truncating_cluster(15, 15, Change::Error);
     let (got, error) = read(&cluster, "earliest");
     assert!(error.is_none(), "{error:?}");
     let mut want = expected(0, CHANGE_AT, "v");
@@ -186,7 +246,7 @@ fn a_truncated_log_resets_to_the_divergence_point() {
 
 #[test]
 fn a_truncated_log_with_auto_offset_reset_none_is_a_typed_error() {
-    let cluster = truncating_cluster(15, 15, false);
+    let cluster = truncating_cluster(15, 15, Change::Error);
     let (got, error) = read(&cluster, "none");
     assert_eq!(got, expected(0, CHANGE_AT, "v"));
     let e = error.expect("the truncation is reported");
@@ -200,7 +260,7 @@ fn a_truncated_log_with_auto_offset_reset_none_is_a_typed_error() {
 #[test]
 fn a_leader_change_without_truncation_reads_on_without_gaps_or_repeats() {
     // The new leader's log ends epoch 0 at 20, the position: nothing lost.
-    let cluster = truncating_cluster(CHANGE_AT, CHANGE_AT, false);
+    let cluster = truncating_cluster(CHANGE_AT, CHANGE_AT, Change::Error);
     let (got, error) = read(&cluster, "none");
     assert!(error.is_none(), "{error:?}");
     let mut want = expected(0, CHANGE_AT, "v");
@@ -214,10 +274,46 @@ fn a_leader_change_without_truncation_reads_on_without_gaps_or_repeats() {
 
 #[test]
 fn a_new_leader_epoch_in_the_metadata_is_validated_too() {
-    let cluster = truncating_cluster(15, 15, true);
+    let cluster = truncating_cluster(15, 15, Change::Metadata);
     let (got, error) = read(&cluster, "earliest");
     assert!(error.is_none(), "{error:?}");
     let mut want = expected(0, CHANGE_AT, "v");
     want.extend(expected(15, END, "w"));
     assert_eq!(got, want);
+}
+
+
+#[test]
+fn a_committed_offset_past_a_truncated_log_resets_to_the_divergence_point() {
+    let cluster = truncating_cluster(15, 15, Change::Committed);
+    let (got, error) = read_committed(&cluster, "earliest");
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, expected(15, END, "w"));
+    assert_eq!(cluster.count(1, ApiKey::OFFSET_FOR_LEADER_EPOCH), 1);
+}
+
+#[test]
+fn a_committed_offset_past_a_truncated_log_with_auto_offset_reset_none_is_a_typed_error() {
+    let cluster = truncating_cluster(15, 15, Change::Committed);
+    let (got, error) = read_committed(&cluster, "none");
+    assert_eq!(got, Vec::new(), "nothing read from the committed offset");
+    let e = error.expect("the truncation is reported");
+    assert_eq!(e.kind(), ErrorKind::LogTruncation, "{e}");
+    assert_eq!((e.topic(), e.partition()), (Some(TOPIC), Some(0)));
+    assert_eq!(e.offset(), Some(15), "the divergence offset");
+    assert!(e.to_string().contains("committed offset position 20"), "{e}");
+    assert_eq!(
+        cluster.count(1, ApiKey::FETCH),
+        0,
+        "no fetch from the unvalidated position"
+    );
+}
+
+#[test]
+fn a_valid_committed_offset_is_read_from_after_validation() {
+    let cluster = truncating_cluster(CHANGE_AT, CHANGE_AT, Change::Committed);
+    let (got, error) = read_committed(&cluster, "none");
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, expected(CHANGE_AT, END, "w"));
+    assert_eq!(cluster.count(1, ApiKey::OFFSET_FOR_LEADER_EPOCH), 1);
 }
