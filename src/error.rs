@@ -64,8 +64,16 @@ pub enum ErrorKind {
     /// position for the leader epoch of the last record returned (KIP-320):
     /// records were lost. Returned with `auto_offset_reset` `none`; the
     /// message names the partition, the position and the divergence offset
-    /// (also in [`Error::offset`]); `seek()` to go on.
+    /// (also in [`Error::offset`]); `seek()` to go on. Also returned when a
+    /// position taken from a committed offset (with its leader epoch) is
+    /// past the leader's log.
     LogTruncation,
+    /// A topic being read was deleted and created again under the same
+    /// name (its topic id changed): the position belonged to the old
+    /// incarnation. Returned with `auto_offset_reset` `none` (otherwise the
+    /// consumer resets per `auto_offset_reset` in the new incarnation); the
+    /// message names the partition and the old position; `seek()` to go on.
+    TopicRecreated,
     /// The consumer group changed under this member; commits for the old
     /// assignment are refused.
     Rebalance,

@@ -38,7 +38,7 @@ use crate::bytes::Bytes;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::partition::TopicPartition;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Uuid};
 
 /// Answers a broker may have waiting for the consumer before it gets no
 /// new request.
@@ -82,6 +82,10 @@ pub(crate) struct FetchPos {
     /// The leader epoch in the metadata the last fetch was made with:
     /// a newer one means a leader change the consumer validates (KIP-320).
     leader_epoch: Option<i32>,
+    /// The topic id in the metadata when this position was first fetched
+    /// (zero: not known yet). Another id means the topic was deleted and
+    /// created again: the position belongs to the old incarnation.
+    topic_id: Uuid,
 }
 
 #[derive(Default)]
@@ -191,8 +195,10 @@ impl Fetcher {
                     p.stopped = false;
                     p.retry_at = None;
                     // Validated (or moved) from here: the current leader
-                    // epoch is the one to compare with.
+                    // epoch, and the current topic id, are the ones to
+                    // compare with.
                     p.leader_epoch = None;
+                    p.topic_id = Uuid::default();
                 }
                 None => {
                     st.parts.insert(
@@ -208,6 +214,7 @@ impl Fetcher {
                             last_stable_offset: -1,
                             log_start_offset: -1,
                             leader_epoch: None,
+                            topic_id: Uuid::default(),
                         },
                     );
                 }

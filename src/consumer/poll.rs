@@ -273,6 +273,40 @@ impl Consumer {
                     }
                 }
             }
+            // Sent by the fetch thread (never passed on from a broker): the
+            // metadata shows another topic id than the one this position
+            // was fetched under.
+            ErrorCode::INCONSISTENT_TOPIC_ID => {
+                let tp = data.tp;
+                match self.cfg.auto_offset_reset {
+                    AutoOffsetReset::None => {
+                        p.stopped = true;
+                        Err(Error::new(
+                            ErrorKind::TopicRecreated,
+                            format!(
+                                "the topic was deleted and created again (its topic id changed); position {pos} belongs to the old incarnation and auto_offset_reset is none; seek() to read the new one"
+                            ),
+                        )
+                        .with_partition(&*tp.topic, tp.partition)
+                        .with_offset(pos))
+                    }
+                    policy => {
+                        let ts = if policy == AutoOffsetReset::Earliest {
+                            EARLIEST
+                        } else {
+                            LATEST
+                        };
+                        log::warn!("{tp}: the topic was deleted and created again (new topic id); position {pos} belonged to the old incarnation; resetting per auto_offset_reset");
+                        p.position = None;
+                        p.pending_reset = Some(ts);
+                        p.pending_validation = None;
+                        p.leader_epoch = None;
+                        self.need_positions = true;
+                        self.positions_retry_at = None;
+                        Ok(None)
+                    }
+                }
+            }
             ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::FENCED_LEADER_EPOCH => {
                 let (tp, le) = (data.tp, p.leader_epoch);
                 self.await_validation(&tp, pos, le);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use kafka_blocking::consumer::Consumer;
 use kafka_blocking::producer::{Producer, Record};
+use kafka_blocking::protocol::Uuid;
 use kafka_blocking::testkit::ChaosCluster;
 
 use crate::harness::{bootstrap, client, create_topic, fetch_all, unique_topic};
@@ -690,4 +691,163 @@ fn a_topic_deleted_and_recreated_gets_no_record_of_the_wrong_incarnation() {
         misplaced, 0,
         "acknowledged offsets that do not match the log"
     );
+}
+
+/// Deletes `topic` and creates it again (1 partition); the two topic ids.
+fn recreate(admin: &kafka_blocking::AdminClient, topic: &str) -> (Option<Uuid>, Option<Uuid>) {
+    let id = || {
+        client()
+            .refresh_metadata(Some(&[topic]))
+            .expect("metadata")
+            .topic(topic)
+            .map(|t| t.topic_id)
+    };
+    let old_id = id();
+    for (_, r) in admin.delete_topics([topic], None).expect("delete") {
+        r.expect("deleted");
+    }
+    create_topic(&client(), topic, 1);
+    (old_id, id())
+}
+
+/// What the broker answers a Fetch (its highest version) of `topic`
+/// partition 0 at offset 100 naming the topic by `id`: (version, error
+/// code, record bytes).
+fn fetch_by_id(topic: &str, id: Uuid) -> (i16, i16, usize) {
+    use kafka_blocking::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_blocking::protocol::messages::FetchRequest;
+    use kafka_blocking::protocol::ApiKey;
+    let c = client();
+    let snap = c.refresh_metadata(Some(&[topic])).expect("metadata");
+    let leader = snap
+        .topic(topic)
+        .and_then(|t| t.partition(0))
+        .map_or(-1, |p| p.leader);
+    let version = c
+        .api_versions(leader)
+        .ok()
+        .and_then(|v| v.max_version(ApiKey::FETCH))
+        .unwrap_or(-1);
+    let answer = c
+        .send_to(
+            leader,
+            &FetchRequest {
+                max_wait_ms: 10,
+                min_bytes: 1,
+                max_bytes: 1 << 20,
+                topics: vec![FetchTopic {
+                    topic: topic.to_owned(),
+                    topic_id: id,
+                    partitions: vec![FetchPartition {
+                        partition: 0,
+                        fetch_offset: 100,
+                        partition_max_bytes: 1 << 20,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .expect("fetch");
+    let p = answer
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or((answer.error_code, 0), |p| {
+            (p.error_code, p.records.as_ref().map_or(0, |r| r.len()))
+        });
+    (version, p.0, p.1)
+}
+
+/// Sends `prefix-0..n` to `topic` and waits for every acknowledgement.
+fn send_values(topic: &str, prefix: &str, n: usize) {
+    let producer = Producer::builder()
+        .bootstrap_servers(bootstrap())
+        .build()
+        .expect("producer");
+    for i in 0..n {
+        let _ = producer
+            .send(Record::new(topic).value(format!("{prefix}-{i}")))
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    producer.close(Duration::from_secs(10)).expect("close");
+}
+
+/// Polls until `want` records arrived, an error, or 20 s.
+fn poll_values(c: &mut Consumer, want: usize) -> (Vec<(i64, String)>, Option<kafka_blocking::Error>) {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < want && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Ok(records) => got.extend(records.iter().map(|m| {
+                let v = String::from_utf8(m.value().map(|b| b.to_vec()).unwrap_or_default())
+                    .unwrap_or_default();
+                (m.offset(), v)
+            })),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+    (got, None)
+}
+
+/// The consumer side of a topic deleted and re-created under the same
+/// name (real broker, no front): a consumer positioned at offset 100 of
+/// the old incarnation must not go on reading the new one from offset 100
+/// (skipping its first 100 records) nor read old records. With
+/// `auto_offset_reset=earliest` it reads the new incarnation from its
+/// start; with `none` it gets a typed error.
+#[test]
+fn a_consumer_of_a_topic_deleted_and_recreated_starts_the_new_incarnation_per_auto_offset_reset() {
+    let admin = kafka_blocking::AdminClient::builder()
+        .bootstrap_servers(bootstrap())
+        .build()
+        .expect("admin");
+    for reset in ["earliest", "none"] {
+        let topic = unique_topic("chaos-reborn-consumer");
+        create_topic(&client(), &topic, 1);
+        send_values(&topic, "old", 100);
+        let mut c = Consumer::builder()
+            .bootstrap_servers(bootstrap())
+            .auto_offset_reset(reset)
+            .metadata_max_age_ms(500)
+            .build()
+            .expect("consumer");
+        c.assign([(topic.as_str(), 0)]).expect("assign");
+        c.seek((topic.as_str(), 0), 0).expect("seek");
+        let (old, error) = poll_values(&mut c, 100);
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(old.len(), 100);
+        // More records in the new incarnation than the old position: an
+        // out-of-range answer cannot give the change away.
+        let (old_id, new_id) = recreate(&admin, &topic);
+        assert_ne!(old_id, new_id, "the broker gave the new incarnation a new id");
+        send_values(&topic, "new", 150);
+        let probe = fetch_by_id(&topic, old_id.unwrap_or_default());
+        let (got, error) = poll_values(&mut c, 150);
+        let old_seen = got.iter().filter(|(_, v)| v.starts_with("old-")).count();
+        println!(
+            "chaos reborn consumer ({reset}): topic id {old_id:?} -> {new_id:?}; a Fetch v{} by \
+             the old id answers error {} with {} record bytes; read {} records \
+             after re-creation (first {:?}), old ones among them {old_seen}, error {:?}",
+            probe.0,
+            probe.1,
+            probe.2,
+            got.len(),
+            got.first(),
+            error.as_ref().map(|e| e.to_string())
+        );
+        assert_eq!(old_seen, 0, "records of the old incarnation");
+        if reset == "earliest" {
+            assert!(error.is_none(), "{error:?}");
+            let want: Vec<(i64, String)> = (0..150).map(|i| (i, format!("new-{i}"))).collect();
+            assert_eq!(got, want, "the new incarnation, whole, from its start");
+        } else {
+            assert!(got.is_empty(), "nothing read before the error: {got:?}");
+            let e = error.expect("a typed error");
+            assert_eq!(e.kind(), kafka_blocking::ErrorKind::TopicRecreated, "{e}");
+            assert_eq!((e.topic(), e.partition()), (Some(topic.as_str()), Some(0)));
+        }
+    }
 }

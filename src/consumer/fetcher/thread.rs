@@ -128,10 +128,22 @@ impl FetchThread {
                     need_metadata = true;
                     continue;
                 };
+                // The topic was deleted and created again (a new topic id):
+                // the position belongs to the old incarnation; the consumer
+                // resets it (or reports it), never fetches it from the new
+                // one.
+                let recreated = if topic.topic_id.is_zero() {
+                    false
+                } else if pos.topic_id.is_zero() {
+                    pos.topic_id = topic.topic_id;
+                    false
+                } else {
+                    pos.topic_id != topic.topic_id
+                };
                 // KIP-320: the metadata shows a new leader epoch; the
                 // consumer validates its position before fetching on.
                 let seen = pos.leader_epoch.replace(pm.leader_epoch);
-                if seen.is_some_and(|e| pm.leader_epoch > e) {
+                if recreated || seen.is_some_and(|e| pm.leader_epoch > e) {
                     pos.stopped = true;
                     moved.push((
                         pm.leader,
@@ -141,7 +153,11 @@ impl FetchThread {
                             fetch_offset: pos.offset,
                             next_offset: pos.offset,
                             records: Bytes::new(),
-                            error: ErrorCode::FENCED_LEADER_EPOCH,
+                            error: if recreated {
+                                ErrorCode::INCONSISTENT_TOPIC_ID
+                            } else {
+                                ErrorCode::FENCED_LEADER_EPOCH
+                            },
                             high_watermark: -1,
                             aborted: Vec::new(),
                         },
