@@ -31,7 +31,11 @@ impl Consumer {
                 Some((
                     tp.clone(),
                     OffsetAndMetadata {
-                        offset: p.position?,
+                        // A position awaiting validation (KIP-320) is
+                        // still what was consumed: committing it keeps the
+                        // next owner from reading those records again (it
+                        // validates the offset itself).
+                        offset: p.position.or(p.pending_validation.map(|(o, _)| o))?,
                         metadata: String::new(),
                         leader_epoch: p.leader_epoch,
                     },
