@@ -444,7 +444,9 @@
 //! makes one real broker look like a cluster of N brokers on N local ports,
 //! so that your own tests can move partition leaders, kill and revive
 //! brokers, slow them down or silence them, cut connections at random and
-//! inject error codes while your producers and consumers run. It rewrites
+//! inject error codes while your producers and consumers run, or make a
+//! partition's log look truncated to a consumer validating its position
+//! (`set_divergence`, KIP-320). It rewrites
 //! the cluster's shape in `Metadata`, `FindCoordinator` and
 //! `DescribeCluster` answers, answers `NOT_LEADER_OR_FOLLOWER` and
 //! `NOT_COORDINATOR` on the wrong node, and forwards everything else to the

@@ -20,13 +20,22 @@
 //!   (which are the fake, bumped ones) are replaced by -1 ("unknown", so the
 //!   real broker skips its check) in forwarded `Fetch`, `ListOffsets` and
 //!   `OffsetForLeaderEpoch`.
+//! * for KIP-320 tests: [`ChaosCluster::set_divergence`] makes a
+//!   partition's `OffsetForLeaderEpoch` answers say that its log diverged
+//!   at an offset. Over a broker without `OffsetForLeaderEpoch` (Tansu) the
+//!   front offers it in `ApiVersions` (v0–4) and answers it itself (the
+//!   divergence, else "undefined": it keeps no epoch history); and
+//!   where the broker drops the leader epoch of a committed offset
+//!   (`OffsetFetch` answers -1, as Tansu does) the front puts back the
+//!   epoch committed through it for that same offset.
 //!
 //! What it never does: split a request over nodes, change records, or keep
-//! state the real broker does not have (all fake nodes share the real
-//! broker's log, so a "moved" leader has the same data; truncation is not
-//! simulated). Forwarded answers are not filtered per partition: a fetch
-//! session opened on a node before a leader move may still return the
-//! moved partition's data from the same log.
+//! log state the real broker does not have (all fake nodes share the real
+//! broker's log, so a "moved" leader has the same data; a divergence only
+//! changes what `OffsetForLeaderEpoch` says, not the records). Forwarded
+//! answers are not filtered per partition: a fetch session opened on a node
+//! before a leader move may still return the moved partition's data from
+//! the same log.
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -63,6 +72,12 @@ pub struct ChaosStats {
     pub cut: u64,
     /// Leader moves (explicit, or because the leader's node died).
     pub leader_moves: u64,
+    /// `OffsetForLeaderEpoch` partition answers made up for a partition
+    /// given a divergence with [`ChaosCluster::set_divergence`].
+    pub divergent_answers: u64,
+    /// Committed leader epochs the broker dropped and the front put back
+    /// into `OffsetFetch` answers.
+    pub epochs_restored: u64,
 }
 
 #[derive(Default)]
@@ -74,6 +89,8 @@ struct Counters {
     injected: AtomicU64,
     cut: AtomicU64,
     leader_moves: AtomicU64,
+    divergent_answers: AtomicU64,
+    epochs_restored: AtomicU64,
 }
 
 struct Node {
@@ -100,6 +117,14 @@ struct State {
     topic_names: HashMap<Uuid, String>,
     /// api key → (error code, answers left).
     injections: HashMap<i16, (i16, u32)>,
+    /// (topic, partition) → the offset its log "diverged" at.
+    divergences: HashMap<(String, i32), i64>,
+    /// (group, topic, partition) → the last (offset, leader epoch)
+    /// committed with an epoch through the front.
+    committed_epochs: HashMap<(String, String, i32), (i64, i32)>,
+    /// The real broker does not offer `OffsetForLeaderEpoch` (Tansu): the
+    /// front adds it to `ApiVersions` and answers it itself.
+    emulate_epoch_ends: bool,
     next_conn: u64,
 }
 
@@ -171,6 +196,9 @@ impl ChaosCluster {
                 coordinators: HashMap::new(),
                 topic_names: HashMap::new(),
                 injections: HashMap::new(),
+                divergences: HashMap::new(),
+                committed_epochs: HashMap::new(),
+                emulate_epoch_ends: false,
                 next_conn: 0,
             }),
             stats: Counters::default(),
@@ -428,6 +456,30 @@ impl ChaosCluster {
         Ok(())
     }
 
+    /// Makes `topic`/`partition` look truncated to a client validating
+    /// its position (KIP-320): `OffsetForLeaderEpoch` asked about it is
+    /// answered, on any node, as by a leader whose log diverged at
+    /// `end_offset`: every leader epoch asked about ends there. `None`
+    /// forwards those requests to the broker again.
+    ///
+    /// The log itself is not changed (all nodes share the one real log):
+    /// this tests what a client does with the answer (reset to the
+    /// divergence point, or report the truncation), not a real unclean
+    /// election. Pair it with [`move_leader`](Self::move_leader): a
+    /// divergence comes with a leader change.
+    pub fn set_divergence(&self, topic: &str, partition: i32, end_offset: Option<i64>) {
+        let mut st = self.inner.state.lock();
+        let key = (topic.to_owned(), partition);
+        match end_offset {
+            Some(o) => {
+                st.divergences.insert(key, o);
+            }
+            None => {
+                st.divergences.remove(&key);
+            }
+        }
+    }
+
     /// What the front did so far.
     pub fn stats(&self) -> ChaosStats {
         let c = &self.inner.stats;
@@ -439,6 +491,8 @@ impl ChaosCluster {
             injected: c.injected.load(Ordering::Relaxed),
             cut: c.cut.load(Ordering::Relaxed),
             leader_moves: c.leader_moves.load(Ordering::Relaxed),
+            divergent_answers: c.divergent_answers.load(Ordering::Relaxed),
+            epochs_restored: c.epochs_restored.load(Ordering::Relaxed),
         }
     }
 

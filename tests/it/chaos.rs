@@ -851,3 +851,110 @@ fn a_consumer_of_a_topic_deleted_and_recreated_starts_the_new_incarnation_per_au
         }
     }
 }
+
+/// A group member of `group` through `cluster`, committing only by hand.
+fn kip320_member(cluster: &ChaosCluster, group: &str, reset: &str) -> Consumer {
+    Consumer::builder()
+        .bootstrap_servers(cluster.bootstrap_servers())
+        .group_id(group)
+        .auto_offset_reset(reset)
+        .enable_auto_commit(false)
+        .session_timeout_ms(2_000)
+        .heartbeat_interval_ms(300)
+        .request_timeout_ms(10_000)
+        .build()
+        .expect("consumer")
+}
+
+/// KIP-320 for a committed position, through the front and the real
+/// broker: offset 20 is committed with a leader epoch (the front keeps the
+/// epoch, which Tansu drops); then the leader moves and the new leader's
+/// log "diverges" at 15 (`set_divergence`). A new member of the group must
+/// not fetch from 20 unchecked.
+#[test]
+fn a_committed_offset_past_a_truncated_log_is_detected_by_a_new_group_member() {
+    let cluster = chaos_cluster();
+    let topic = unique_topic("chaos-kip320");
+    let group = unique_topic("chaos-kip320-group");
+    create_topic(&client(), &topic, 1);
+    let producer = Producer::builder()
+        .bootstrap_servers(cluster.bootstrap_servers())
+        .build()
+        .expect("producer");
+    for i in 0..30 {
+        let _ = producer
+            .send(Record::new(topic.as_str()).value(format!("new-{i}")))
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let tp = (topic.as_str(), 0);
+
+    let mut c = kip320_member(&cluster, &group, "earliest");
+    let epoch = c.partitions_for_topic(&topic).expect("partitions")[0].leader_epoch;
+    let committed = kafka_blocking::OffsetAndMetadata {
+        leader_epoch: Some(epoch),
+        ..kafka_blocking::OffsetAndMetadata::new(20)
+    };
+    c.commit_offsets([(tp, committed)]).expect("commit");
+    let kept = c.committed(tp).expect("committed").expect("an offset");
+    assert_eq!((kept.offset, kept.leader_epoch), (20, Some(epoch)));
+    c.close(false).expect("close");
+
+    // A leader change whose new leader's log ends that epoch at 15.
+    let (leader, _) = cluster.leader(&topic, 0).expect("placed");
+    let other = cluster
+        .node_ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .expect("another node");
+    cluster.move_leader(&topic, 0, other).expect("move");
+    cluster.set_divergence(&topic, 0, Some(15));
+
+    // auto_offset_reset=none: the typed error, nothing read.
+    let mut c = kip320_member(&cluster, &group, "none");
+    c.subscribe([topic.as_str()]).expect("subscribe");
+    let (got, error) = poll_values(&mut c, 1);
+    assert_eq!(got, Vec::new(), "nothing read from the committed offset");
+    let e = error.expect("the truncation is reported");
+    assert_eq!(e.kind(), kafka_blocking::ErrorKind::LogTruncation, "{e}");
+    assert_eq!((e.topic(), e.partition()), (Some(topic.as_str()), Some(0)));
+    assert_eq!(e.offset(), Some(15), "the divergence offset");
+    assert!(e.to_string().contains("position 20"), "{e}");
+    // Stopped at its position until a seek; then reads from there.
+    assert_eq!(c.position(tp).expect("position"), 20);
+    let again = c.poll(Duration::from_millis(500)).expect("reported once");
+    assert_eq!(again.iter().count(), 0, "nothing fetched from the stopped partition");
+    c.seek(tp, 15).expect("seek");
+    let (got, error) = poll_values(&mut c, 1);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got.first(), Some(&(15, "new-15".to_owned())));
+    c.close(false).expect("close");
+
+    // auto_offset_reset=earliest: from the divergence point.
+    let mut c = kip320_member(&cluster, &group, "earliest");
+    c.subscribe([topic.as_str()]).expect("subscribe");
+    let (got, error) = poll_values(&mut c, 15);
+    assert!(error.is_none(), "{error:?}");
+    let want: Vec<(i64, String)> = (15..30).map(|i| (i, format!("new-{i}"))).collect();
+    assert_eq!(got, want);
+    c.close(false).expect("close");
+    let diverged = cluster.stats().divergent_answers;
+
+    // No divergence: the validated committed offset is where reading starts.
+    cluster.set_divergence(&topic, 0, None);
+    let mut c = kip320_member(&cluster, &group, "none");
+    c.subscribe([topic.as_str()]).expect("subscribe");
+    let (got, error) = poll_values(&mut c, 10);
+    assert!(error.is_none(), "{error:?}");
+    let want: Vec<(i64, String)> = (20..30).map(|i| (i, format!("new-{i}"))).collect();
+    assert_eq!(got, want);
+    c.close(false).expect("close");
+    let stats = cluster.stats();
+    println!(
+        "chaos kip320: committed 20 under leader epoch {epoch}; new leader diverging at 15 \
+         answered {diverged} time(s): none -> LogTruncation at 15 (position 20), earliest -> \
+         15..29; without divergence -> 20..29; committed epochs restored {}",
+        stats.epochs_restored
+    );
+    assert!(diverged >= 2, "each member validated the committed offset");
+}

@@ -10,10 +10,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::protocol::messages::api_versions_response::ApiVersion;
+use crate::protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use crate::protocol::messages::{
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
     ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, SyncGroupRequest,
+    OffsetForLeaderEpochResponse, ProduceRequest, SyncGroupRequest,
 };
 use crate::protocol::{
     read_frame, ApiKey, Decoder, ErrorCode, Message, Request, RequestHeader, ResponseHeader, Uuid,
@@ -304,13 +308,36 @@ fn handle(inner: &Inner, node: i32, frame: Bytes, upstream: &mut TcpStream) -> R
             }
             Err(_) => forward(inner, frame.as_slice(), upstream)?.to_vec(),
         },
+        ApiKey::API_VERSIONS => {
+            let raw = forward(inner, frame.as_slice(), upstream)?;
+            offer_epoch_ends(inner, raw, version)
+        }
+        ApiKey::OFFSET_FOR_LEADER_EPOCH if inner.state.lock().emulate_epoch_ends => {
+            match decode_request::<OffsetForLeaderEpochRequest>(&frame, version) {
+                Ok((_, req)) => {
+                    let answer = epoch_ends(inner, &req);
+                    encode_response::<OffsetForLeaderEpochRequest>(&header, &answer, version)?
+                }
+                Err(_) => return Ok(Outcome::Close),
+            }
+        }
         ApiKey::OFFSET_FOR_LEADER_EPOCH => {
             match decode_request::<OffsetForLeaderEpochRequest>(&frame, version) {
                 Ok((h, mut req)) => {
+                    let asked: Vec<(String, i32, i32)> = req
+                        .topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(|p| (t.topic.clone(), p.partition, p.leader_epoch))
+                        })
+                        .collect();
                     let epochs = req.topics.iter_mut().flat_map(|t| t.partitions.iter_mut());
                     let cleared = clear_epochs(epochs.map(|p| &mut p.current_leader_epoch));
                     let changed = cleared.then_some((&h, &req));
-                    forward_maybe_changed(inner, &frame, changed, version, upstream)?
+                    let answer = forward_maybe_changed(inner, &frame, changed, version, upstream)?;
+                    diverge(inner, answer, &asked, version)
                 }
                 Err(_) => forward(inner, frame.as_slice(), upstream)?.to_vec(),
             }
@@ -355,6 +382,15 @@ fn handle(inner: &Inner, node: i32, frame: Bytes, upstream: &mut TcpStream) -> R
             match group_refusal(inner, node, api, &frame, version, &header, injected) {
                 Some(Ok(answer)) => answer,
                 Some(Err(e)) => return Err(e),
+                None if api == ApiKey::OFFSET_COMMIT => {
+                    let answer = forward(inner, frame.as_slice(), upstream)?;
+                    remember_commit(inner, &frame, &answer, version);
+                    answer.to_vec()
+                }
+                None if api == ApiKey::OFFSET_FETCH => {
+                    let answer = forward(inner, frame.as_slice(), upstream)?;
+                    restore_epochs(inner, &frame, answer, version)
+                }
                 None => forward(inner, frame.as_slice(), upstream)?.to_vec(),
             }
         }
@@ -473,5 +509,215 @@ fn forward_maybe_changed<R: Request>(
             Ok(forward(inner, &f, upstream)?.to_vec())
         }
         None => Ok(forward(inner, frame.as_slice(), upstream)?.to_vec()),
+    }
+}
+
+/// Replaces the broker's `OffsetForLeaderEpoch` answers for partitions
+/// given a divergence (`ChaosCluster::set_divergence`): the epoch asked
+/// about ends at the divergence offset. Other answers pass unchanged.
+fn diverge(inner: &Inner, answer: Vec<u8>, asked: &[(String, i32, i32)], version: i16) -> Vec<u8> {
+    let found: Vec<(String, i32, i32, i64)> = {
+        let st = inner.state.lock();
+        if st.divergences.is_empty() {
+            return answer;
+        }
+        asked
+            .iter()
+            .filter_map(|(t, p, e)| {
+                let end = st.divergences.get(&(t.clone(), *p))?;
+                Some((t.clone(), *p, *e, *end))
+            })
+            .collect()
+    };
+    if found.is_empty() {
+        return answer;
+    }
+    let raw = Bytes::from(answer);
+    let Ok((h, mut resp)) = decode_response::<OffsetForLeaderEpochRequest>(&raw, version) else {
+        return raw.to_vec();
+    };
+    for t in &mut resp.topics {
+        for p in &mut t.partitions {
+            let hit = found
+                .iter()
+                .find(|(topic, part, _, _)| *topic == t.topic && *part == p.partition);
+            if let Some((_, _, epoch, end)) = hit {
+                p.error_code = 0;
+                p.leader_epoch = *epoch;
+                p.end_offset = *end;
+                inner
+                    .stats
+                    .divergent_answers
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    encode_response::<OffsetForLeaderEpochRequest>(&h, &resp, version)
+        .unwrap_or_else(|_| raw.to_vec())
+}
+
+/// Notes the leader epochs of an accepted `OffsetCommit` (v6+ carries
+/// them), for brokers that drop them (Tansu answers -1 in `OffsetFetch`).
+fn remember_commit(inner: &Inner, frame: &Bytes, answer: &Bytes, version: i16) {
+    if version < 6 {
+        return;
+    }
+    let Ok((_, req)) = decode_request::<OffsetCommitRequest>(frame, version) else {
+        return;
+    };
+    let Ok((_, resp)) = decode_response::<OffsetCommitRequest>(answer, version) else {
+        return;
+    };
+    let accepted = |topic: &str, partition: i32| {
+        resp.topics.iter().any(|t| {
+            t.name == topic
+                && t.partitions
+                    .iter()
+                    .any(|p| p.partition_index == partition && p.error_code == 0)
+        })
+    };
+    let mut st = inner.state.lock();
+    for t in &req.topics {
+        for p in &t.partitions {
+            if !accepted(&t.name, p.partition_index) {
+                continue;
+            }
+            let key = (req.group_id.clone(), t.name.clone(), p.partition_index);
+            if p.committed_leader_epoch >= 0 {
+                st.committed_epochs
+                    .insert(key, (p.committed_offset, p.committed_leader_epoch));
+            } else {
+                st.committed_epochs.remove(&key);
+            }
+        }
+    }
+}
+
+/// Puts the leader epochs noted by [`remember_commit`] back into an
+/// `OffsetFetch` answer (v5+) where the broker gave -1 for the same offset;
+/// other answers pass unchanged.
+fn restore_epochs(inner: &Inner, frame: &Bytes, answer: Bytes, version: i16) -> Vec<u8> {
+    if version < 5 || inner.state.lock().committed_epochs.is_empty() {
+        return answer.to_vec();
+    }
+    let Ok((_, req)) = decode_request::<OffsetFetchRequest>(frame, version) else {
+        return answer.to_vec();
+    };
+    let Ok((h, mut resp)) = decode_response::<OffsetFetchRequest>(&answer, version) else {
+        return answer.to_vec();
+    };
+    let st = inner.state.lock();
+    let mut restored = 0u64;
+    let mut fill = |group: &str, topic: &str, partition: i32, offset: i64, epoch: &mut i32| {
+        if *epoch >= 0 {
+            return;
+        }
+        let key = (group.to_owned(), topic.to_owned(), partition);
+        if let Some((o, e)) = st.committed_epochs.get(&key) {
+            if *o == offset {
+                *epoch = *e;
+                restored += 1;
+            }
+        }
+    };
+    if version >= 8 {
+        for g in &mut resp.groups {
+            for t in &mut g.topics {
+                for p in &mut t.partitions {
+                    let (pi, off) = (p.partition_index, p.committed_offset);
+                    fill(&g.group_id, &t.name, pi, off, &mut p.committed_leader_epoch);
+                }
+            }
+        }
+    } else {
+        for t in &mut resp.topics {
+            for p in &mut t.partitions {
+                let (pi, off) = (p.partition_index, p.committed_offset);
+                fill(&req.group_id, &t.name, pi, off, &mut p.committed_leader_epoch);
+            }
+        }
+    }
+    drop(st);
+    if restored == 0 {
+        return answer.to_vec();
+    }
+    inner
+        .stats
+        .epochs_restored
+        .fetch_add(restored, Ordering::Relaxed);
+    encode_response::<OffsetFetchRequest>(&h, &resp, version).unwrap_or_else(|_| answer.to_vec())
+}
+
+/// The highest `OffsetForLeaderEpoch` version the front answers itself.
+const EPOCH_ENDS_MAX_VERSION: i16 = 4;
+
+/// Adds `OffsetForLeaderEpoch` to an `ApiVersions` answer that lacks it
+/// (the front then answers it: [`epoch_ends`]), so that clients validate
+/// positions (KIP-320) through the front even over a broker without it.
+fn offer_epoch_ends(inner: &Inner, raw: Bytes, version: i16) -> Vec<u8> {
+    let Ok((h, mut resp)) = decode_response::<ApiVersionsRequest>(&raw, version) else {
+        return raw.to_vec();
+    };
+    if resp.error_code != 0
+        || resp
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::OFFSET_FOR_LEADER_EPOCH.0)
+    {
+        return raw.to_vec();
+    }
+    resp.api_keys.push(ApiVersion {
+        api_key: ApiKey::OFFSET_FOR_LEADER_EPOCH.0,
+        min_version: 0,
+        max_version: EPOCH_ENDS_MAX_VERSION,
+        ..Default::default()
+    });
+    resp.api_keys.sort_by_key(|k| k.api_key);
+    match encode_response::<ApiVersionsRequest>(&h, &resp, version) {
+        Ok(out) => {
+            inner.state.lock().emulate_epoch_ends = true;
+            out
+        }
+        Err(_) => raw.to_vec(),
+    }
+}
+
+/// The front's own `OffsetForLeaderEpoch` answer (the broker has none):
+/// every epoch asked about ends at the divergence offset given with
+/// `ChaosCluster::set_divergence`; without one, "undefined" (-1: the front
+/// keeps no epoch history, and Tansu's `ListOffsets` end is wrong after a
+/// many-record batch, so it does not guess an end).
+fn epoch_ends(inner: &Inner, req: &OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let st = inner.state.lock();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| OffsetForLeaderTopicResult {
+            topic: t.topic.clone(),
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let end = st.divergences.get(&(t.topic.clone(), p.partition));
+                    if end.is_some() {
+                        inner
+                            .stats
+                            .divergent_answers
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    EpochEndOffset {
+                        partition: p.partition,
+                        leader_epoch: if end.is_some() { p.leader_epoch } else { -1 },
+                        end_offset: end.copied().unwrap_or(-1),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    OffsetForLeaderEpochResponse {
+        topics,
+        ..Default::default()
     }
 }
