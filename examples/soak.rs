@@ -17,7 +17,9 @@
 //! the clients' alone. Samples every 5 s; after a warm-up of a fifth of
 //! the run, the RSS slope is a least-squares fit, and so is the slope of
 //! live heap bytes (a counting allocator): a leak grows both, allocator
-//! caching and fragmentation only RSS. Exit code 3 when a record
+//! caching and fragmentation only RSS. This program's own bookkeeping (a
+//! bit per record acknowledged and per record seen) grows the heap too; it
+//! is printed, and taken out of the "without bookkeeping" slope. Exit code 3 when a record
 //! acknowledged by the broker was never consumed.
 
 use std::collections::HashMap;
@@ -96,53 +98,28 @@ fn front() {
 #[path = "../tests/support/usage.rs"]
 mod usage;
 
-/// Counts live heap bytes, to tell a leak (live bytes grow) from allocator
-/// caching and fragmentation (RSS grows, live bytes do not).
-struct LiveBytes;
-
-static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-// SAFETY: forwards every call to `System` unchanged; only counts sizes.
-unsafe impl std::alloc::GlobalAlloc for LiveBytes {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as i64, std::sync::atomic::Ordering::Relaxed);
-        std::alloc::System.alloc(l)
-    }
-    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as i64, std::sync::atomic::Ordering::Relaxed);
-        std::alloc::System.alloc_zeroed(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        LIVE.fetch_sub(l.size() as i64, std::sync::atomic::Ordering::Relaxed);
-        std::alloc::System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            n as i64 - l.size() as i64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        std::alloc::System.realloc(p, l, n)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: LiveBytes = LiveBytes;
+#[path = "../tests/support/live_heap.rs"]
+mod live_heap;
 
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: f64,
     rss_kib: u64,
     heap_kib: u64,
+    /// Of `heap_kib`, this program's own bookkeeping (the bitsets of ids
+    /// acknowledged and seen, which grow with every record).
+    book_kib: u64,
     threads: usize,
     fds: usize,
 }
 
-fn sample(start: Instant) -> Sample {
+fn sample(start: Instant, book_bytes: u64) -> Sample {
     let u = usage::usage();
     Sample {
         at: start.elapsed().as_secs_f64(),
         rss_kib: u.rss_kib,
-        heap_kib: (LIVE.load(std::sync::atomic::Ordering::Relaxed).max(0) / 1024) as u64,
+        heap_kib: live_heap::live_heap_kib(),
+        book_kib: book_bytes / 1024,
         threads: u.threads,
         fds: u.fds,
     }
@@ -161,6 +138,11 @@ impl Seen {
             bits.resize(n / 64 + 1024, 0);
         }
         bits[n / 64] |= 1 << (n % 64);
+    }
+    /// Heap bytes the bitsets hold (their capacity).
+    fn bytes(&self) -> u64 {
+        let m = self.0.lock().unwrap();
+        m.values().map(|b| b.capacity() as u64 * 8).sum()
     }
     /// How many ids in `self` are not in `other`.
     fn missing_from(&self, other: &Seen) -> usize {
@@ -369,12 +351,13 @@ fn drive(
         }
         if Instant::now() >= next_sample {
             next_sample += Duration::from_secs(5);
-            let s = sample(start);
+            let s = sample(start, acked.bytes() + seen.bytes());
             println!(
-                "t={:>5.0}s rss={} KiB heap={} KiB threads={} fds={} produced={} consumed={}",
+                "t={:>5.0}s rss={} KiB heap={} KiB (bookkeeping {} KiB) threads={} fds={} produced={} consumed={}",
                 s.at,
                 s.rss_kib,
                 s.heap_kib,
+                s.book_kib,
                 s.threads,
                 s.fds,
                 produced.load(SeqCst),
@@ -410,6 +393,7 @@ fn drive(
         .collect();
     let slope = slope_of(&warm, |s| s.rss_kib);
     let heap_slope = slope_of(&warm, |s| s.heap_kib);
+    let client_heap_slope = slope_of(&warm, |s| s.heap_kib.saturating_sub(s.book_kib));
     let range = |f: fn(&Sample) -> u64| {
         (
             warm.iter().map(f).min().unwrap_or(0),
@@ -422,8 +406,8 @@ fn drive(
     println!(
         "soak result: {:?}, {} produced, {} acknowledged, {} consumed (with repeats), \
          missing {missing}; consumer restarts {restarts}; admin calls {} ({} failed); \
-         after warm-up: RSS {}..{} KiB, slope {:+.1} KiB/min; live heap slope {:+.1} KiB/min; \
-         threads {}..{}; fds {}..{}",
+         after warm-up: RSS {}..{} KiB, slope {:+.1} KiB/min; live heap slope {:+.1} KiB/min, \
+         without this program's bookkeeping {:+.1} KiB/min; threads {}..{}; fds {}..{}",
         start.elapsed(),
         produced.load(SeqCst),
         acked_count.load(SeqCst),
@@ -434,6 +418,7 @@ fn drive(
         rss.1,
         slope * 60.0,
         heap_slope * 60.0,
+        client_heap_slope * 60.0,
         threads.0,
         threads.1,
         fds.0,
