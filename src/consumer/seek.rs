@@ -161,7 +161,11 @@ impl Consumer {
                 tp: tp.clone(),
                 epoch: p.epoch,
                 reset: p.pending_reset,
-                validate: p.pending_reset.is_none().then_some(p.pending_validation).flatten(),
+                validate: p
+                    .pending_reset
+                    .is_none()
+                    .then_some(p.pending_validation)
+                    .flatten(),
             })
             .collect()
     }

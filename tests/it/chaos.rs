@@ -776,7 +776,10 @@ fn send_values(topic: &str, prefix: &str, n: usize) {
 }
 
 /// Polls until `want` records arrived, an error, or 20 s.
-fn poll_values(c: &mut Consumer, want: usize) -> (Vec<(i64, String)>, Option<kafka_blocking::Error>) {
+fn poll_values(
+    c: &mut Consumer,
+    want: usize,
+) -> (Vec<(i64, String)>, Option<kafka_blocking::Error>) {
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while got.len() < want && Instant::now() < deadline {
@@ -822,7 +825,10 @@ fn a_consumer_of_a_topic_deleted_and_recreated_starts_the_new_incarnation_per_au
         // More records in the new incarnation than the old position: an
         // out-of-range answer cannot give the change away.
         let (old_id, new_id) = recreate(&admin, &topic);
-        assert_ne!(old_id, new_id, "the broker gave the new incarnation a new id");
+        assert_ne!(
+            old_id, new_id,
+            "the broker gave the new incarnation a new id"
+        );
         send_values(&topic, "new", 150);
         let probe = fetch_by_id(&topic, old_id.unwrap_or_default());
         let (got, error) = poll_values(&mut c, 150);
@@ -923,7 +929,11 @@ fn a_committed_offset_past_a_truncated_log_is_detected_by_a_new_group_member() {
     // Stopped at its position until a seek; then reads from there.
     assert_eq!(c.position(tp).expect("position"), 20);
     let again = c.poll(Duration::from_millis(500)).expect("reported once");
-    assert_eq!(again.iter().count(), 0, "nothing fetched from the stopped partition");
+    assert_eq!(
+        again.iter().count(),
+        0,
+        "nothing fetched from the stopped partition"
+    );
     c.seek(tp, 15).expect("seek");
     let (got, error) = poll_values(&mut c, 1);
     assert!(error.is_none(), "{error:?}");

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use kafka_blocking::consumer::Consumer;
 use kafka_blocking::protocol::messages::fetch_response::PartitionData;
-use kafka_blocking::protocol::messages::offset_for_leader_epoch_response::{
-    EpochEndOffset, OffsetForLeaderTopicResult,
-};
 use kafka_blocking::protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_blocking::protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_blocking::protocol::messages::{
     FetchRequest, OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest,
@@ -282,7 +282,6 @@ fn a_new_leader_epoch_in_the_metadata_is_validated_too() {
     assert_eq!(got, want);
 }
 
-
 #[test]
 fn a_committed_offset_past_a_truncated_log_resets_to_the_divergence_point() {
     let cluster = truncating_cluster(15, 15, Change::Committed);
@@ -301,7 +300,10 @@ fn a_committed_offset_past_a_truncated_log_with_auto_offset_reset_none_is_a_type
     assert_eq!(e.kind(), ErrorKind::LogTruncation, "{e}");
     assert_eq!((e.topic(), e.partition()), (Some(TOPIC), Some(0)));
     assert_eq!(e.offset(), Some(15), "the divergence offset");
-    assert!(e.to_string().contains("committed offset position 20"), "{e}");
+    assert!(
+        e.to_string().contains("committed offset position 20"),
+        "{e}"
+    );
     assert_eq!(
         cluster.count(1, ApiKey::FETCH),
         0,

@@ -15,9 +15,9 @@ use crate::protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use crate::protocol::messages::{
-    ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, ProduceRequest, SyncGroupRequest,
+    ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest, SyncGroupRequest,
 };
 use crate::protocol::{
     read_frame, ApiKey, Decoder, ErrorCode, Message, Request, RequestHeader, ResponseHeader, Uuid,
@@ -633,7 +633,13 @@ fn restore_epochs(inner: &Inner, frame: &Bytes, answer: Bytes, version: i16) -> 
         for t in &mut resp.topics {
             for p in &mut t.partitions {
                 let (pi, off) = (p.partition_index, p.committed_offset);
-                fill(&req.group_id, &t.name, pi, off, &mut p.committed_leader_epoch);
+                fill(
+                    &req.group_id,
+                    &t.name,
+                    pi,
+                    off,
+                    &mut p.committed_leader_epoch,
+                );
             }
         }
     }
