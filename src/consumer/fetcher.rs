@@ -2,7 +2,14 @@
 //! fetchable partitions it leads, on the broker's `Fetch` connection; the
 //! answers go to the consumer thread over a channel, undecoded.
 //!
-//! The thread only moves buffers. It reads the batch headers of each
+//! The fetch thread decides and sends the requests; each answer is taken
+//! apart on the connection's reader thread (a `Reply::run` completion:
+//! the session, the positions, the chunk for the consumer, all under the
+//! state lock), which then nudges the fetch thread to send the next one.
+//! So an answer reaches a waiting consumer in one hand-off (reader →
+//! consumer), not two.
+//!
+//! Nothing here decodes records. It reads the batch headers of each
 //! partition's `records` blob (offset and length, no CRC, no
 //! decompression) to know where the next fetch starts, so the next request
 //! can go out while the consumer is still decoding the previous answer.
@@ -23,7 +30,7 @@
 mod request;
 mod thread;
 
-use thread::FetchThread;
+use thread::{BrokerState, Core, FetchThread};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,6 +99,12 @@ struct FetchState {
     /// A refused SASL login (or a TLS failure) on a fetch connection, for
     /// the consumer to report: retrying it would only repeat it.
     auth_failure: Option<Error>,
+    /// Per broker: fetch session, request in flight, backoff. Under this
+    /// lock because answers are handled on connection reader threads.
+    brokers: HashMap<i32, BrokerState>,
+    /// An answer asked for a metadata refresh (the fetch thread asks the
+    /// cluster: a reader thread holds no handle to it).
+    need_metadata: bool,
 }
 
 struct Shared {
@@ -152,14 +165,15 @@ impl Fetcher {
         });
         let t = FetchThread {
             cluster,
-            shared: Arc::clone(&shared),
-            settings,
-            metrics,
-            data_tx,
+            core: Arc::new(Core {
+                shared: Arc::clone(&shared),
+                settings,
+                metrics,
+                data_tx,
+            }),
             wake_rx,
             done_tx,
             done_rx,
-            brokers: HashMap::new(),
             tokens: HashMap::new(),
             next_token: 1,
         };

@@ -78,38 +78,63 @@ pub(crate) struct Completion {
 /// with a `Disconnected` error, so no caller ever waits for a call that a
 /// dying thread forgot.
 pub(crate) struct Reply {
-    tx: Option<Sender<Completion>>,
+    target: Option<Target>,
     token: u64,
+}
+
+/// A channel the caller waits on, or work run where the answer is.
+enum Target {
+    Channel(Sender<Completion>),
+    Run(Box<dyn FnOnce(Completion) + Send>),
 }
 
 impl Reply {
     pub(crate) fn new(tx: Sender<Completion>, token: u64) -> Reply {
         Reply {
-            tx: Some(tx),
+            target: Some(Target::Channel(tx)),
+            token,
+        }
+    }
+
+    /// A reply that runs `f` with the answer on the thread that has it:
+    /// the connection's reader thread (or the writer, or whoever drops the
+    /// call unanswered), saving the hand-off to a waiting thread. `f` holds
+    /// up every later answer of the connection, so it must be short and
+    /// never block; it must not take a lock its caller holds while
+    /// submitting (a call refused at once is answered on that thread).
+    pub(crate) fn run(token: u64, f: impl FnOnce(Completion) + Send + 'static) -> Reply {
+        Reply {
+            target: Some(Target::Run(Box::new(f))),
             token,
         }
     }
 
     pub(crate) fn complete(mut self, result: Result<Bytes>) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Completion {
-                token: self.token,
-                result,
-            });
+        self.deliver(result);
+    }
+
+    fn deliver(&mut self, result: Result<Bytes>) {
+        let c = Completion {
+            token: self.token,
+            result,
+        };
+        match self.target.take() {
+            Some(Target::Channel(tx)) => {
+                let _ = tx.send(c);
+            }
+            Some(Target::Run(f)) => f(c),
+            None => {}
         }
     }
 }
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Completion {
-                token: self.token,
-                result: Err(Error::new(
-                    ErrorKind::Disconnected,
-                    "the connection closed before the request was answered",
-                )),
-            });
+        if self.target.is_some() {
+            self.deliver(Err(Error::new(
+                ErrorKind::Disconnected,
+                "the connection closed before the request was answered",
+            )));
         }
     }
 }
