@@ -105,6 +105,9 @@ struct FetchState {
     /// An answer asked for a metadata refresh (the fetch thread asks the
     /// cluster: a reader thread holds no handle to it).
     need_metadata: bool,
+    /// The consumer is blocked waiting for a chunk with nothing buffered:
+    /// the next answer is as good as taken (see [`FetchedChunk::counted`]).
+    consumer_waiting: bool,
 }
 
 struct Shared {
@@ -140,6 +143,11 @@ pub(crate) struct PartitionData {
 pub(crate) struct FetchedChunk {
     pub(crate) broker: i32,
     pub(crate) parts: Vec<PartitionData>,
+    /// Counted in its broker's queued answers until the consumer takes it.
+    /// An answer that finds the consumer waiting with an empty channel is
+    /// not: it is taken at once, so its broker gets its next request
+    /// straight away rather than after the consumer's wake-up.
+    pub(crate) counted: bool,
 }
 
 /// The consumer thread's handle to the fetch thread.
@@ -235,9 +243,19 @@ impl Fetcher {
         self.shared.state.lock().parts.remove(tp);
     }
 
-    /// The consumer took an answer of `broker` from the channel: that broker
-    /// may get its next request.
-    pub(crate) fn taken(&self, broker: i32) {
+    /// The consumer is about to block waiting for a chunk (`true`, with
+    /// nothing buffered), or stopped waiting (`false`).
+    pub(crate) fn waiting(&self, on: bool) {
+        self.shared.state.lock().consumer_waiting = on;
+    }
+
+    /// The consumer took `chunk` from the channel: its broker may get its
+    /// next request.
+    pub(crate) fn taken(&self, chunk: &FetchedChunk) {
+        if !chunk.counted {
+            return;
+        }
+        let broker = chunk.broker;
         let wake = {
             let mut st = self.shared.state.lock();
             let q = st.queued.entry(broker).or_insert(0);

@@ -217,6 +217,7 @@ impl FetchThread {
                 let _ = self.core.data_tx.send(FetchedChunk {
                     broker,
                     parts: vec![part],
+                    counted: true,
                 });
             }
         }
@@ -371,7 +372,11 @@ impl FetchThread {
             return;
         }
         *st.queued.entry(broker).or_insert(0) += 1;
-        let _ = self.core.data_tx.send(FetchedChunk { broker, parts });
+        let _ = self.core.data_tx.send(FetchedChunk {
+            broker,
+            parts,
+            counted: true,
+        });
     }
 
     /// A connection attempt ended.
@@ -625,14 +630,23 @@ impl Core {
         let may_send = if chunks.is_empty() {
             true
         } else {
-            let q = st.queued.entry(broker).or_insert(0);
-            *q += 1;
-            let q = *q;
+            // A consumer waiting on an empty channel takes this at once: it
+            // is not counted, and the broker's next request goes out now
+            // (in parallel with the consumer's wake-up, not after it).
+            let counted = !(st.consumer_waiting && self.data_tx.is_empty());
+            let mut q = st.queued.get(&broker).copied().unwrap_or(0);
+            if counted {
+                q += 1;
+                st.queued.insert(broker, q);
+            } else {
+                st.consumer_waiting = false;
+            }
             // Sent under the lock, so that it stays in order with errors
             // the fetch thread queues for the same partitions.
             let _ = self.data_tx.send(FetchedChunk {
                 broker,
                 parts: chunks,
+                counted,
             });
             q < MAX_QUEUED
         };
