@@ -412,3 +412,46 @@ pub(crate) fn decode_response<R: Request>(body: &Bytes, version: i16) -> Result<
     d.finish(&format!("a {} v{version} response", R::API_KEY))?;
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_run_reply_runs_once_with_the_answer_or_with_disconnected_when_dropped() {
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mk = |token| {
+            let (seen, calls) = (Arc::clone(&seen), Arc::clone(&calls));
+            Reply::run(token, move |c: Completion| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let r = c.result.map(|b| b.to_vec()).map_err(|e| e.kind());
+                seen.lock().push((c.token, r));
+            })
+        };
+        mk(7).complete(Ok(Bytes::from(vec![1u8, 2])));
+        drop(mk(8));
+        // Answered on another thread, as a reader thread does.
+        let r = mk(9);
+        std::thread::spawn(move || r.complete(Err(Error::protocol("bad"))))
+            .join()
+            .ok();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let seen = seen.lock();
+        assert_eq!(seen[0], (7, Ok(vec![1, 2])));
+        assert_eq!(seen[1], (8, Err(ErrorKind::Disconnected)));
+        assert_eq!(seen[2].0, 9);
+        assert_eq!(seen[2].1, Err(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn a_channel_reply_dropped_unanswered_still_answers() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        drop(Reply::new(tx, 3));
+        let c = rx.try_recv().map_err(|_| "no completion");
+        assert!(
+            matches!(c, Ok(Completion { token: 3, result: Err(ref e) }) if e.kind() == ErrorKind::Disconnected)
+        );
+    }
+}

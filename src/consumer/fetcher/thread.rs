@@ -223,7 +223,13 @@ impl FetchThread {
         }
         if need_metadata {
             self.cluster.request_update();
-            next = next.min(now + self.core.settings.retry_backoff.max(Duration::from_millis(10)));
+            next = next.min(
+                now + self
+                    .core
+                    .settings
+                    .retry_backoff
+                    .max(Duration::from_millis(10)),
+            );
         }
         for (broker, wants) in by_broker {
             self.send(broker, wants, now);
@@ -327,7 +333,9 @@ impl FetchThread {
             Some(version),
             true,
             timeout,
-            Reply::run(token, move |c| core.fetch_done(broker, c.token, version, c.result)),
+            Reply::run(token, move |c| {
+                core.fetch_done(broker, c.token, version, c.result)
+            }),
         );
         if let Err(e) = sent {
             // The dropped reply has handled it already (cleared the
@@ -389,7 +397,11 @@ impl FetchThread {
         if let Err(e) = c.result {
             log::debug!("fetcher: connecting to broker {broker} failed: {e}");
             note_auth_failure(&mut st, &e);
-            back_off(&mut st, broker, Instant::now() + self.core.settings.retry_backoff);
+            back_off(
+                &mut st,
+                broker,
+                Instant::now() + self.core.settings.retry_backoff,
+            );
         }
     }
 }
@@ -489,141 +501,141 @@ impl Core {
         let backoff = self.settings.retry_backoff;
         {
             let FetchState { parts, .. } = &mut *st;
-                for topic in response.responses {
-                    let name: Arc<str> = match inf.ids.get(&topic.topic_id) {
-                        Some(n) if !topic.topic_id.is_zero() => Arc::clone(n),
-                        _ => Arc::from(topic.topic.as_str()),
+            for topic in response.responses {
+                let name: Arc<str> = match inf.ids.get(&topic.topic_id) {
+                    Some(n) if !topic.topic_id.is_zero() => Arc::clone(n),
+                    _ => Arc::from(topic.topic.as_str()),
+                };
+                for p in topic.partitions {
+                    let tp = TopicPartition::new(Arc::clone(&name), p.partition_index);
+                    let Some(&(fetch_offset, epoch, follower)) = inf.parts.get(&tp) else {
+                        continue;
                     };
-                    for p in topic.partitions {
-                        let tp = TopicPartition::new(Arc::clone(&name), p.partition_index);
-                        let Some(&(fetch_offset, epoch, follower)) = inf.parts.get(&tp) else {
-                            continue;
-                        };
-                        let Some(pos) = parts.get_mut(&tp) else {
-                            continue;
-                        };
-                        if pos.epoch != epoch || pos.offset != fetch_offset {
-                            continue; // the consumer moved on: stale data
-                        }
-                        let code = ErrorCode(p.error_code);
-                        if p.high_watermark >= 0 {
-                            pos.high_watermark = p.high_watermark;
-                        }
-                        if p.last_stable_offset >= 0 {
-                            pos.last_stable_offset = p.last_stable_offset;
-                        }
-                        if p.log_start_offset >= 0 {
-                            pos.log_start_offset = p.log_start_offset;
-                        }
-                        let mut data = PartitionData {
-                            tp,
-                            epoch,
-                            fetch_offset,
-                            next_offset: fetch_offset,
-                            records: Bytes::new(),
-                            error: code,
-                            high_watermark: p.high_watermark,
-                            aborted: Vec::new(),
-                        };
-                        if code.is_ok() && p.preferred_read_replica >= 0 {
-                            // KIP-392 (Fetch v11+, with client_rack): read from
-                            // this replica for a while. The leader's answer
-                            // carries no records then; the next fetch goes
-                            // there at once.
-                            if p.preferred_read_replica != broker {
-                                log::debug!(
+                    let Some(pos) = parts.get_mut(&tp) else {
+                        continue;
+                    };
+                    if pos.epoch != epoch || pos.offset != fetch_offset {
+                        continue; // the consumer moved on: stale data
+                    }
+                    let code = ErrorCode(p.error_code);
+                    if p.high_watermark >= 0 {
+                        pos.high_watermark = p.high_watermark;
+                    }
+                    if p.last_stable_offset >= 0 {
+                        pos.last_stable_offset = p.last_stable_offset;
+                    }
+                    if p.log_start_offset >= 0 {
+                        pos.log_start_offset = p.log_start_offset;
+                    }
+                    let mut data = PartitionData {
+                        tp,
+                        epoch,
+                        fetch_offset,
+                        next_offset: fetch_offset,
+                        records: Bytes::new(),
+                        error: code,
+                        high_watermark: p.high_watermark,
+                        aborted: Vec::new(),
+                    };
+                    if code.is_ok() && p.preferred_read_replica >= 0 {
+                        // KIP-392 (Fetch v11+, with client_rack): read from
+                        // this replica for a while. The leader's answer
+                        // carries no records then; the next fetch goes
+                        // there at once.
+                        if p.preferred_read_replica != broker {
+                            log::debug!(
                                     "fetcher: {}: reading from preferred replica {} (told by broker {broker})",
                                     data.tp,
                                     p.preferred_read_replica
                                 );
-                            }
-                            pos.preferred = Some((
-                                p.preferred_read_replica,
-                                now + self.settings.preferred_replica_ttl,
-                            ));
                         }
-                        if code.is_err() && follower {
-                            // The follower cannot serve it (lagging, moved,
-                            // out of range there): back to the leader, which
-                            // decides.
-                            Metrics::add(&self.metrics.fetch_errors, 1);
-                            log::debug!(
+                        pos.preferred = Some((
+                            p.preferred_read_replica,
+                            now + self.settings.preferred_replica_ttl,
+                        ));
+                    }
+                    if code.is_err() && follower {
+                        // The follower cannot serve it (lagging, moved,
+                        // out of range there): back to the leader, which
+                        // decides.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        log::debug!(
                                 "fetcher: {}: preferred replica {broker} answered {code}; fetching from the leader",
                                 data.tp
                             );
-                            pos.preferred = None;
+                        pos.preferred = None;
+                        continue;
+                    }
+                    if code.is_ok() {
+                        let records = p.records.unwrap_or_default();
+                        if records.is_empty() {
                             continue;
                         }
-                        if code.is_ok() {
-                            let records = p.records.unwrap_or_default();
-                            if records.is_empty() {
+                        match scan_next_offset(&records) {
+                            Scan::Next(next) => {
+                                data.next_offset = next.max(fetch_offset);
+                                pos.offset = data.next_offset;
+                            }
+                            Scan::Malformed => {
+                                // The consumer reports it when decoding.
+                                pos.stopped = true;
+                            }
+                            Scan::Partial
+                                if !partial_is_too_large(
+                                    inf.version,
+                                    records.len(),
+                                    &self.settings,
+                                ) =>
+                            {
+                                // Cut off by the response's size limit after
+                                // other partitions: nothing whole yet, fetch
+                                // again.
                                 continue;
                             }
-                            match scan_next_offset(&records) {
-                                Scan::Next(next) => {
-                                    data.next_offset = next.max(fetch_offset);
-                                    pos.offset = data.next_offset;
-                                }
-                                Scan::Malformed => {
-                                    // The consumer reports it when decoding.
-                                    pos.stopped = true;
-                                }
-                                Scan::Partial
-                                    if !partial_is_too_large(
-                                        inf.version,
-                                        records.len(),
-                                        &self.settings,
-                                    ) =>
-                                {
-                                    // Cut off by the response's size limit after
-                                    // other partitions: nothing whole yet, fetch
-                                    // again.
-                                    continue;
-                                }
-                                Scan::Partial => {
-                                    pos.stopped = true;
-                                    data.error = ErrorCode::MESSAGE_TOO_LARGE;
-                                }
+                            Scan::Partial => {
+                                pos.stopped = true;
+                                data.error = ErrorCode::MESSAGE_TOO_LARGE;
                             }
-                            bytes += records.len() as u64;
-                            if let Some(mut aborted) = p.aborted_transactions {
-                                aborted.sort_by_key(|a| a.first_offset);
-                                data.aborted = aborted
-                                    .into_iter()
-                                    .map(|a| (a.producer_id, a.first_offset))
-                                    .collect();
-                            }
-                            data.records = records;
-                            chunks.push(data);
-                        } else if !follower
-                            && (code == ErrorCode::NOT_LEADER_OR_FOLLOWER
-                                || code == ErrorCode::FENCED_LEADER_EPOCH)
-                        {
-                            // A leader change: the consumer validates its
-                            // position (KIP-320) before fetching again.
-                            Metrics::add(&self.metrics.fetch_errors, 1);
-                            stale_metadata = true;
-                            pos.stopped = true;
-                            chunks.push(data);
-                        } else if code.is_stale_metadata()
-                            || (code.is_retriable() && code != ErrorCode::CORRUPT_MESSAGE)
-                        {
-                            Metrics::add(&self.metrics.fetch_errors, 1);
-                            log::debug!(
-                                "fetcher: {}: {code}; retrying after a metadata refresh",
-                                data.tp
-                            );
-                            stale_metadata |= code.is_stale_metadata();
-                            pos.retry_at = Some(now + backoff);
-                        } else {
-                            // OFFSET_OUT_OF_RANGE, authorization, corrupt...: the
-                            // consumer decides.
-                            Metrics::add(&self.metrics.fetch_errors, 1);
-                            pos.stopped = true;
-                            chunks.push(data);
                         }
+                        bytes += records.len() as u64;
+                        if let Some(mut aborted) = p.aborted_transactions {
+                            aborted.sort_by_key(|a| a.first_offset);
+                            data.aborted = aborted
+                                .into_iter()
+                                .map(|a| (a.producer_id, a.first_offset))
+                                .collect();
+                        }
+                        data.records = records;
+                        chunks.push(data);
+                    } else if !follower
+                        && (code == ErrorCode::NOT_LEADER_OR_FOLLOWER
+                            || code == ErrorCode::FENCED_LEADER_EPOCH)
+                    {
+                        // A leader change: the consumer validates its
+                        // position (KIP-320) before fetching again.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        stale_metadata = true;
+                        pos.stopped = true;
+                        chunks.push(data);
+                    } else if code.is_stale_metadata()
+                        || (code.is_retriable() && code != ErrorCode::CORRUPT_MESSAGE)
+                    {
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        log::debug!(
+                            "fetcher: {}: {code}; retrying after a metadata refresh",
+                            data.tp
+                        );
+                        stale_metadata |= code.is_stale_metadata();
+                        pos.retry_at = Some(now + backoff);
+                    } else {
+                        // OFFSET_OUT_OF_RANGE, authorization, corrupt...: the
+                        // consumer decides.
+                        Metrics::add(&self.metrics.fetch_errors, 1);
+                        pos.stopped = true;
+                        chunks.push(data);
                     }
                 }
+            }
         }
         clear_in_flight(&mut st, &inf);
         st.need_metadata |= stale_metadata;
