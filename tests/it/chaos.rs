@@ -968,3 +968,66 @@ fn a_committed_offset_past_a_truncated_log_is_detected_by_a_new_group_member() {
     );
     assert!(diverged >= 2, "each member validated the committed offset");
 }
+
+/// The same for a group member (subscribed): running through the
+/// re-creation it reads the new incarnation whole; a member starting after
+/// another re-creation does too (the broker drops the committed offsets of
+/// a deleted topic, as Kafka does; Tansu does too).
+#[test]
+fn a_group_member_reads_a_recreated_topic_whole_while_running_and_after_a_restart() {
+    let admin = kafka_blocking::AdminClient::builder()
+        .bootstrap_servers(bootstrap())
+        .build()
+        .expect("admin");
+    let topic = unique_topic("chaos-reborn-group");
+    let group = unique_topic("chaos-reborn-group");
+    let member = || {
+        let mut c = Consumer::builder()
+            .bootstrap_servers(bootstrap())
+            .group_id(&group)
+            .auto_offset_reset("earliest")
+            .session_timeout_ms(2_000)
+            .heartbeat_interval_ms(300)
+            .metadata_max_age_ms(500)
+            .build()
+            .expect("consumer");
+        c.subscribe([topic.as_str()]).expect("subscribe");
+        c
+    };
+    let values = |prefix: &str, n: usize| -> Vec<(i64, String)> {
+        (0..n as i64)
+            .map(|i| (i, format!("{prefix}-{i}")))
+            .collect()
+    };
+    create_topic(&client(), &topic, 1);
+    send_values(&topic, "old", 100);
+    let mut c = member();
+    let (got, error) = poll_values(&mut c, 100);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, values("old", 100));
+    c.commit().expect("commit");
+
+    recreate(&admin, &topic);
+    send_values(&topic, "new", 150);
+    let (got, error) = poll_values(&mut c, 150);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, values("new", 150), "the running member");
+    c.commit().expect("commit");
+    c.close(false).expect("close");
+
+    recreate(&admin, &topic);
+    send_values(&topic, "third", 120);
+    let mut c = member();
+    let committed = c.committed((topic.as_str(), 0)).expect("committed");
+    let (got, error) = poll_values(&mut c, 120);
+    println!(
+        "chaos reborn group: running member read the new incarnation whole; committed offset \
+         after another re-creation {:?}; a new member read {} records from {:?}",
+        committed.as_ref().map(|o| o.offset),
+        got.len(),
+        got.first()
+    );
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(got, values("third", 120), "a member starting afterwards");
+    c.close(false).expect("close");
+}
