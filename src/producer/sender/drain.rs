@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::net::{Completion, Reply};
 use crate::producer::accumulator::OpenBatch;
 use crate::producer::config::Acks;
+use crate::producer::transaction::Transactions;
 use crate::producer::wire::{produce_frame, PartitionBatch};
 use crate::protocol::messages::ProduceRequest;
 use crate::protocol::{ApiKey, Message, Request};
@@ -297,9 +298,15 @@ impl SenderThread {
             .cluster
             .connection(broker, Purpose::Produce)
             .and_then(|conn| {
-                // Record batches v2 need Produce v3 or newer (Kafka 0.11+).
+                // Record batches v2 need Produce v3 or newer (Kafka 0.11+);
+                // a transaction of protocol v1 stays below v12 (KIP-890).
+                let max = self
+                    .txn
+                    .as_deref()
+                    .map_or(i16::MAX, Transactions::produce_max_version)
+                    .min(ProduceRequest::MAX_VERSION);
                 let version = match conn.known_versions() {
-                    Some(v) => v.pick(ApiKey::PRODUCE, (3, ProduceRequest::MAX_VERSION))?,
+                    Some(v) => v.pick(ApiKey::PRODUCE, (3, max))?,
                     None => {
                         return Err(Error::new(
                             ErrorKind::Disconnected,
@@ -318,6 +325,7 @@ impl SenderThread {
                 let (first, rest) = produce_frame(
                     version,
                     self.cfg.client.client_id(),
+                    self.txn.as_deref().map(Transactions::id),
                     acks.as_i16(),
                     timeout_ms,
                     &parts,
