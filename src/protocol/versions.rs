@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(v.finalized_feature("transaction.version"), Some(2));
         assert_eq!(v.finalized_feature("group.version"), Some(1));
         assert_eq!(v.finalized_feature("kraft.version"), None);
-        assert_eq!(BrokerVersions::new([]).finalized_feature("transaction.version"), None);
+        assert_eq!(
+            BrokerVersions::new([]).finalized_feature("transaction.version"),
+            None
+        );
     }
 
     #[test]

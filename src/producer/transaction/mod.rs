@@ -926,7 +926,12 @@ mod tests {
     /// A Kafka 4.0 coordinator's ranges for the APIs that carry the
     /// protocol, with `transaction.version` finalized at `level` (`None`:
     /// not reported, as before Kafka 3.8 or on Tansu).
-    fn coordinator(produce: i16, txn_offset_commit: i16, end_txn: i16, level: Option<i16>) -> BrokerVersions {
+    fn coordinator(
+        produce: i16,
+        txn_offset_commit: i16,
+        end_txn: i16,
+        level: Option<i16>,
+    ) -> BrokerVersions {
         BrokerVersions::new([
             (ApiKey::PRODUCE.0, 3, produce),
             (ApiKey::TXN_OFFSET_COMMIT.0, 0, txn_offset_commit),
