@@ -126,9 +126,19 @@ impl SenderThread {
         // The transaction's lock is held over the drain, so it cannot end
         // (and its partition set be cleared) between the look and the take.
         let txn_guard = txn.as_ref().map(|t| t.lock());
+        // The producer id or epoch changed since this turn followed it (an
+        // EndTxn of protocol v2 gives a new epoch, an abort may bump it):
+        // the new transaction's batches wait for the next turn, which
+        // stamps them with the new one.
+        let stale = txn_guard
+            .as_ref()
+            .is_some_and(|g| g.producer_id() != self.pid);
         let added = txn_guard.as_ref().map(|g| &g.partitions);
         let mut new_in_txn: Vec<(Arc<str>, i32)> = Vec::new();
         let (drained, next_linger) = self.acc.drain(now, |topic, p, size| {
+            if stale {
+                return false;
+            }
             if let Some(added) = added {
                 // A partition's first batch of a transaction waits for
                 // AddPartitionsToTxn (one request per drain).
@@ -164,7 +174,7 @@ impl SenderThread {
         if unknown_leader {
             self.cluster.request_update();
         }
-        let mut next_linger = next_linger;
+        let mut next_linger = if stale { Some(now) } else { next_linger };
         if let (Some(t), false) = (&txn, new_in_txn.is_empty()) {
             match t.add_partitions(&new_in_txn, self.cfg.client.request_timeout) {
                 // Drain them on the next turn of the loop, at once.

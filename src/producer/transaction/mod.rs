@@ -149,6 +149,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The producer id and epoch the transaction's batches carry.
+    pub(crate) fn producer_id(&self) -> Option<ProducerId> {
+        self.pid
+    }
+
     /// Whether the coordinator knows of the open transaction (something
     /// was added to it); an empty transaction ends without EndTxn.
     fn started(&self) -> bool {
