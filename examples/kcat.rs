@@ -84,6 +84,8 @@ Security (-X, kafka-python or Java/librdkafka names):
   ssl.key.location=<pem>             its private key (ssl_keyfile)
   ssl.key.password=<password>        opens an encrypted PKCS#8 key (ssl_password)
   ssl.crl.location=<pem>             certificate revocation lists (ssl_crlfile)
+  ssl.cipher.suites=<a:b:...>        cipher suites, most preferred first
+                                     (ssl_ciphers; IANA or OpenSSL names)
   ssl.endpoint.identification.algorithm=https|none
                                      check the broker's host name (default https;
                                      same as ssl_check_hostname=true|false)
@@ -428,6 +430,7 @@ macro_rules! client_option {
             "ssl_keyfile" | "ssl_key_location" => $builder.ssl_keyfile($value),
             "ssl_password" | "ssl_key_password" => $builder.ssl_password($value),
             "ssl_crlfile" | "ssl_crl_location" => $builder.ssl_crlfile($value),
+            "ssl_ciphers" | "ssl_cipher_suites" => $builder.ssl_ciphers($value),
             "ssl_check_hostname" => $builder.ssl_check_hostname(boolean($given, $value)?),
             "ssl_endpoint_identification_algorithm" => {
                 $builder.ssl_check_hostname(endpoint_identification($given, $value)?)

@@ -14,7 +14,8 @@
 //! reads it back with a fetch wait of `PEER_LATENCY_FETCH_WAIT_MS` (1 ms).
 //!
 //! Through TLS: `PEER_SECURITY_PROTOCOL=SSL PEER_SSL_CAFILE=<ca.pem>` (see
-//! `examples/tls_front.rs`).
+//! `examples/tls_front.rs`), and `PEER_SSL_CIPHERS` to pick the cipher
+//! suites (`ssl_ciphers`).
 //!
 //! ```text
 //! cargo build --release --example peer
@@ -29,8 +30,9 @@ use kafka_blocking::consumer::Consumer;
 use kafka_blocking::producer::{Producer, Record};
 use kafka_blocking::Client;
 
-/// Applies `PEER_SECURITY_PROTOCOL` (e.g. `SSL`) and `PEER_SSL_CAFILE`
-/// (a PEM file) when set, for runs through a TLS front.
+/// Applies `PEER_SECURITY_PROTOCOL` (e.g. `SSL`), `PEER_SSL_CAFILE`
+/// (a PEM file) and `PEER_SSL_CIPHERS` when set, for runs through a TLS
+/// front.
 macro_rules! secured {
     ($builder:expr) => {{
         let mut b = $builder;
@@ -39,6 +41,9 @@ macro_rules! secured {
         }
         if let Ok(f) = std::env::var("PEER_SSL_CAFILE") {
             b = b.ssl_cafile(f);
+        }
+        if let Ok(c) = std::env::var("PEER_SSL_CIPHERS") {
+            b = b.ssl_ciphers(c);
         }
         b
     }};

@@ -299,7 +299,7 @@
 //! | `ssl_check_hostname` | PCA | `ssl_check_hostname` | `true` | `false` still checks the chain, dates and CRLs |
 //! | `ssl_crlfile` | PCA | `ssl_crlfile` | none | PEM CRLs; a listed broker certificate is refused |
 //! | `ssl_context` | PCA | `ssl_context` | | an `Arc<rustls::ClientConfig>` used as is (not combinable with the other `ssl_*`) |
-//! | `ssl_ciphers` | PCA | — | rustls' safe defaults | choose suites through `ssl_context` |
+//! | `ssl_ciphers` | PCA | `ssl_ciphers` | AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305 (TLS 1.3, then 1.2) | `:`-separated IANA or OpenSSL suite names, most preferred first; also covers TLS 1.3 |
 //! | `sasl_mechanism` | PCA | `sasl_mechanism` | none (required with `SASL_*`) | `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (feature `scram`), `OAUTHBEARER`; `GSSAPI`, `AWS_MSK_IAM` fail at `build()` saying what to use instead |
 //! | `sasl_plain_username`, `sasl_plain_password` | PCA | `sasl_plain_username`, `sasl_plain_password` | | PLAIN and SCRAM; the password never appears in `Debug`, errors or logs |
 //! | `sasl_oauth_token_provider` | PCA | `sasl_oauth_token_provider` | | an [`OAuthBearerTokenProvider`]; [`UnsecuredJwtProvider`] for development brokers only; asked again at 80 % of a token's lifetime |

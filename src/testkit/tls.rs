@@ -200,6 +200,8 @@ struct FrontShared {
     failed_handshakes: AtomicUsize,
     client_bytes: AtomicU64,
     key_updates: AtomicUsize,
+    /// The cipher suite of each completed handshake, in order.
+    suites: Mutex<Vec<String>>,
 }
 
 impl TlsFront {
@@ -281,6 +283,17 @@ impl TlsFront {
     /// TLS handshakes that failed so far (nothing was forwarded for them).
     pub fn failed_handshakes(&self) -> usize {
         self.shared.failed_handshakes.load(Ordering::SeqCst)
+    }
+
+    /// The cipher suite (rustls' name, e.g. `TLS13_AES_128_GCM_SHA256`)
+    /// each completed handshake agreed on, oldest first: what a client's
+    /// `ssl_ciphers` led to.
+    pub fn negotiated_cipher_suites(&self) -> Vec<String> {
+        self.shared
+            .suites
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// TLS 1.3 KeyUpdates sent (see [`TlsFrontBuilder::key_update_every`]).
@@ -446,6 +459,9 @@ fn serve(client: TcpStream, cfg: &Arc<rustls::ServerConfig>, sh: &Arc<FrontShare
         sh.failed_handshakes.fetch_add(1, Ordering::SeqCst);
         let _ = client.shutdown(Shutdown::Both);
         return;
+    }
+    if let (Some(suite), Ok(mut suites)) = (conn.negotiated_cipher_suite(), sh.suites.lock()) {
+        suites.push(format!("{:?}", suite.suite()));
     }
     sh.handshakes.fetch_add(1, Ordering::SeqCst);
     let upstream = sh.upstream.lock().ok().and_then(|u| *u);

@@ -176,6 +176,51 @@ fn tls12_works_too() {
     p.close(Duration::from_secs(10)).expect("close");
 }
 
+/// `ssl_ciphers` decides the suite the broker's side agrees on (the front
+/// honours the client's order, as OpenSSL and rustls servers do by
+/// default): unset, AES-128-GCM (the cheaper of the two AES suites); IANA
+/// or OpenSSL names, TLS 1.3 or 1.2, each carries records both ways.
+#[test]
+fn ssl_ciphers_picks_the_suite() {
+    let front = TlsFront::builder().start().expect("front");
+    let topic = unique_topic("tls-suites");
+    let cases = [
+        (None, "TLS13_AES_128_GCM_SHA256"),
+        (Some("TLS_AES_256_GCM_SHA384"), "TLS13_AES_256_GCM_SHA384"),
+        (
+            Some("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"),
+            "TLS13_CHACHA20_POLY1305_SHA256",
+        ),
+        (
+            Some("ECDHE-ECDSA-AES256-GCM-SHA384"),
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ),
+    ];
+    for (i, (ciphers, want)) in cases.into_iter().enumerate() {
+        let before = front.negotiated_cipher_suites().len();
+        let mut b = Producer::builder()
+            .bootstrap_servers(front.bootstrap_servers())
+            .security_protocol("SSL")
+            .ssl_cafile(front.ca_file());
+        if let Some(c) = ciphers {
+            b = b.ssl_ciphers(c);
+        }
+        let p = b.build().expect("producer");
+        let md = p
+            .send(Record::new(topic.as_str()).partition(0).value(want))
+            .expect("send")
+            .wait()
+            .expect("delivered");
+        assert_eq!(md.offset(), i as i64, "{ciphers:?}");
+        p.close(Duration::from_secs(10)).expect("close");
+        let suites = front.negotiated_cipher_suites();
+        assert!(suites.len() > before, "{ciphers:?}: no handshake seen");
+        for s in &suites[before..] {
+            assert_eq!(s, want, "ssl_ciphers {ciphers:?}");
+        }
+    }
+}
+
 #[test]
 fn client_certificates() {
     let watch = secret_watch();
@@ -543,6 +588,18 @@ fn bad_tls_settings_fail_at_build_naming_the_key() {
                 .ssl_crlfile(&garbage),
             "ssl_crlfile",
             "garbage.pem",
+        ),
+        (
+            ClientConfig::builder()
+                .security_protocol("SSL")
+                .ssl_ciphers("TLS_AES_128_GCM_SHA256:RC4-MD5"),
+            "ssl_ciphers",
+            "`RC4-MD5` is not a cipher suite",
+        ),
+        (
+            ClientConfig::builder().ssl_ciphers("TLS_AES_128_GCM_SHA256"),
+            "ssl_ciphers",
+            "security_protocol",
         ),
     ];
     for (b, key, mentions) in cases {
