@@ -2,7 +2,14 @@
 //! fetchable partitions it leads, on the broker's `Fetch` connection; the
 //! answers go to the consumer thread over a channel, undecoded.
 //!
-//! The thread only moves buffers. It reads the batch headers of each
+//! The fetch thread decides and sends the requests; each answer is taken
+//! apart on the connection's reader thread (a `Reply::run` completion:
+//! the session, the positions, the chunk for the consumer, all under the
+//! state lock), which then nudges the fetch thread to send the next one.
+//! So an answer reaches a waiting consumer in one hand-off (reader →
+//! consumer), not two.
+//!
+//! Nothing here decodes records. It reads the batch headers of each
 //! partition's `records` blob (offset and length, no CRC, no
 //! decompression) to know where the next fetch starts, so the next request
 //! can go out while the consumer is still decoding the previous answer.
@@ -23,7 +30,7 @@
 mod request;
 mod thread;
 
-use thread::FetchThread;
+use thread::{BrokerState, Core, FetchThread};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,6 +99,15 @@ struct FetchState {
     /// A refused SASL login (or a TLS failure) on a fetch connection, for
     /// the consumer to report: retrying it would only repeat it.
     auth_failure: Option<Error>,
+    /// Per broker: fetch session, request in flight, backoff. Under this
+    /// lock because answers are handled on connection reader threads.
+    brokers: HashMap<i32, BrokerState>,
+    /// An answer asked for a metadata refresh (the fetch thread asks the
+    /// cluster: a reader thread holds no handle to it).
+    need_metadata: bool,
+    /// The consumer is blocked waiting for a chunk with nothing buffered:
+    /// the next answer is as good as taken (see [`FetchedChunk::counted`]).
+    consumer_waiting: bool,
 }
 
 struct Shared {
@@ -127,6 +143,11 @@ pub(crate) struct PartitionData {
 pub(crate) struct FetchedChunk {
     pub(crate) broker: i32,
     pub(crate) parts: Vec<PartitionData>,
+    /// Counted in its broker's queued answers until the consumer takes it.
+    /// An answer that finds the consumer waiting with an empty channel is
+    /// not: it is taken at once, so its broker gets its next request
+    /// straight away rather than after the consumer's wake-up.
+    pub(crate) counted: bool,
 }
 
 /// The consumer thread's handle to the fetch thread.
@@ -152,14 +173,15 @@ impl Fetcher {
         });
         let t = FetchThread {
             cluster,
-            shared: Arc::clone(&shared),
-            settings,
-            metrics,
-            data_tx,
+            core: Arc::new(Core {
+                shared: Arc::clone(&shared),
+                settings,
+                metrics,
+                data_tx,
+            }),
             wake_rx,
             done_tx,
             done_rx,
-            brokers: HashMap::new(),
             tokens: HashMap::new(),
             next_token: 1,
         };
@@ -221,9 +243,19 @@ impl Fetcher {
         self.shared.state.lock().parts.remove(tp);
     }
 
-    /// The consumer took an answer of `broker` from the channel: that broker
-    /// may get its next request.
-    pub(crate) fn taken(&self, broker: i32) {
+    /// The consumer is about to block waiting for a chunk (`true`, with
+    /// nothing buffered), or stopped waiting (`false`).
+    pub(crate) fn waiting(&self, on: bool) {
+        self.shared.state.lock().consumer_waiting = on;
+    }
+
+    /// The consumer took `chunk` from the channel: its broker may get its
+    /// next request.
+    pub(crate) fn taken(&self, chunk: &FetchedChunk) {
+        if !chunk.counted {
+            return;
+        }
+        let broker = chunk.broker;
         let wake = {
             let mut st = self.shared.state.lock();
             let q = st.queued.entry(broker).or_insert(0);

@@ -152,7 +152,7 @@ impl Consumer {
                 continue;
             }
             if let Ok(chunk) = self.fetcher.data_rx.try_recv() {
-                self.fetcher.taken(chunk.broker);
+                self.fetcher.taken(&chunk);
                 self.queue.extend(chunk.parts);
                 continue;
             }
@@ -200,10 +200,13 @@ impl Consumer {
             }
             let never = crossbeam_channel::never();
             let events = self.group.as_ref().map_or(&never, |g| &g.events);
+            // Nothing buffered or being read: an answer arriving now is
+            // taken at once, so the fetcher need not wait for this thread.
+            self.fetcher.waiting(true);
             select! {
                 recv(self.fetcher.data_rx) -> c => {
                     if let Ok(chunk) = c {
-                        self.fetcher.taken(chunk.broker);
+                        self.fetcher.taken(&chunk);
                         self.queue.extend(chunk.parts);
                     }
                 }
@@ -224,6 +227,7 @@ impl Consumer {
                 }
                 default(until.saturating_duration_since(now)) => {}
             }
+            self.fetcher.waiting(false);
         }
     }
 

@@ -78,38 +78,63 @@ pub(crate) struct Completion {
 /// with a `Disconnected` error, so no caller ever waits for a call that a
 /// dying thread forgot.
 pub(crate) struct Reply {
-    tx: Option<Sender<Completion>>,
+    target: Option<Target>,
     token: u64,
+}
+
+/// A channel the caller waits on, or work run where the answer is.
+enum Target {
+    Channel(Sender<Completion>),
+    Run(Box<dyn FnOnce(Completion) + Send>),
 }
 
 impl Reply {
     pub(crate) fn new(tx: Sender<Completion>, token: u64) -> Reply {
         Reply {
-            tx: Some(tx),
+            target: Some(Target::Channel(tx)),
+            token,
+        }
+    }
+
+    /// A reply that runs `f` with the answer on the thread that has it:
+    /// the connection's reader thread (or the writer, or whoever drops the
+    /// call unanswered), saving the hand-off to a waiting thread. `f` holds
+    /// up every later answer of the connection, so it must be short and
+    /// never block; it must not take a lock its caller holds while
+    /// submitting (a call refused at once is answered on that thread).
+    pub(crate) fn run(token: u64, f: impl FnOnce(Completion) + Send + 'static) -> Reply {
+        Reply {
+            target: Some(Target::Run(Box::new(f))),
             token,
         }
     }
 
     pub(crate) fn complete(mut self, result: Result<Bytes>) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Completion {
-                token: self.token,
-                result,
-            });
+        self.deliver(result);
+    }
+
+    fn deliver(&mut self, result: Result<Bytes>) {
+        let c = Completion {
+            token: self.token,
+            result,
+        };
+        match self.target.take() {
+            Some(Target::Channel(tx)) => {
+                let _ = tx.send(c);
+            }
+            Some(Target::Run(f)) => f(c),
+            None => {}
         }
     }
 }
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Completion {
-                token: self.token,
-                result: Err(Error::new(
-                    ErrorKind::Disconnected,
-                    "the connection closed before the request was answered",
-                )),
-            });
+        if self.target.is_some() {
+            self.deliver(Err(Error::new(
+                ErrorKind::Disconnected,
+                "the connection closed before the request was answered",
+            )));
         }
     }
 }
@@ -386,4 +411,47 @@ pub(crate) fn decode_response<R: Request>(body: &Bytes, version: i16) -> Result<
     })?;
     d.finish(&format!("a {} v{version} response", R::API_KEY))?;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_run_reply_runs_once_with_the_answer_or_with_disconnected_when_dropped() {
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mk = |token| {
+            let (seen, calls) = (Arc::clone(&seen), Arc::clone(&calls));
+            Reply::run(token, move |c: Completion| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let r = c.result.map(|b| b.to_vec()).map_err(|e| e.kind());
+                seen.lock().push((c.token, r));
+            })
+        };
+        mk(7).complete(Ok(Bytes::from(vec![1u8, 2])));
+        drop(mk(8));
+        // Answered on another thread, as a reader thread does.
+        let r = mk(9);
+        std::thread::spawn(move || r.complete(Err(Error::protocol("bad"))))
+            .join()
+            .ok();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let seen = seen.lock();
+        assert_eq!(seen[0], (7, Ok(vec![1, 2])));
+        assert_eq!(seen[1], (8, Err(ErrorKind::Disconnected)));
+        assert_eq!(seen[2].0, 9);
+        assert_eq!(seen[2].1, Err(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn a_channel_reply_dropped_unanswered_still_answers() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        drop(Reply::new(tx, 3));
+        let c = rx.try_recv().map_err(|_| "no completion");
+        assert!(
+            matches!(c, Ok(Completion { token: 3, result: Err(ref e) }) if e.kind() == ErrorKind::Disconnected)
+        );
+    }
 }

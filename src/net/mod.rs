@@ -7,6 +7,10 @@
 //!                      │   handshake, in-flight cap) │              │  deadlines, fail-all on death)
 //!                      └──────── Pending ───────────┼──────────────┘
 //! ```
+//!
+//! A call's `Reply` is a channel the caller waits on, or a completion run on
+//! the reader thread itself (`Reply::run`: the consumer's fetch answers),
+//! which saves a hand-off.
 
 mod backoff;
 pub(crate) mod connection;

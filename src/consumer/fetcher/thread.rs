@@ -1,7 +1,13 @@
 //! The fetch thread itself: per broker, a fetch session and at most one
 //! request in flight; sends a Fetch to every idle leader (or preferred
-//! replica) with something to fetch, and turns each answer into
-//! [`PartitionData`] for the consumer, moving the fetch positions on.
+//! replica) with something to fetch. Each answer is turned into
+//! [`PartitionData`] for the consumer, moving the fetch positions on, by
+//! [`Core::fetch_done`] on the connection's reader thread, which wakes the
+//! fetch thread when that broker may get its next request.
+//!
+//! Everything the two sides share is under the one state lock, and every
+//! chunk is sent to the consumer while holding it: so a partition's error
+//! (KIP-320) never overtakes its data, whichever thread sends which.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,22 +50,24 @@ struct InFlight {
     ids: HashMap<Uuid, Arc<str>>,
 }
 
-pub(super) enum TokenKind {
-    Connect,
-    Fetch,
-}
-
-pub(super) struct FetchThread {
-    pub(super) cluster: Arc<Cluster>,
+/// What both the fetch thread and the answer handlers (on reader
+/// threads) use.
+pub(super) struct Core {
     pub(super) shared: Arc<Shared>,
     pub(super) settings: FetchSettings,
     pub(super) metrics: Arc<Metrics>,
     pub(super) data_tx: Sender<FetchedChunk>,
+}
+
+pub(super) struct FetchThread {
+    pub(super) cluster: Arc<Cluster>,
+    pub(super) core: Arc<Core>,
     pub(super) wake_rx: Receiver<()>,
+    /// Connection attempts' completions (fetch answers do not come here).
     pub(super) done_tx: Sender<Completion>,
     pub(super) done_rx: Receiver<Completion>,
-    pub(super) brokers: HashMap<i32, BrokerState>,
-    pub(super) tokens: HashMap<u64, (i32, TokenKind)>,
+    /// Connection attempts in progress: token → broker.
+    pub(super) tokens: HashMap<u64, i32>,
     pub(super) next_token: u64,
 }
 
@@ -74,28 +82,38 @@ impl FetchThread {
     pub(super) fn run(mut self) {
         loop {
             while let Ok(c) = self.done_rx.try_recv() {
-                self.complete(c);
+                self.connected(c);
             }
-            if self.shared.state.lock().closed {
+            if self.core.shared.state.lock().closed {
                 return;
             }
+            self.ask_metadata();
             if let Err(e) = self.cluster.maybe_refresh() {
                 log::debug!("fetcher: metadata refresh failed: {e}");
             }
             let now = Instant::now();
             let next = self.send_fetches(now);
+            self.ask_metadata();
             let wait = next
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
             select! {
                 recv(self.done_rx) -> c => {
                     if let Ok(c) = c {
-                        self.complete(c);
+                        self.connected(c);
                     }
                 }
                 recv(self.wake_rx) -> _ => {}
                 default(wait) => {}
             }
+        }
+    }
+
+    /// Passes on a metadata refresh an answer asked for.
+    fn ask_metadata(&self) {
+        let need = std::mem::take(&mut self.core.shared.state.lock().need_metadata);
+        if need {
+            self.cluster.request_update();
         }
     }
 
@@ -106,10 +124,15 @@ impl FetchThread {
         let mut next = now + Duration::from_millis(250);
         let mut by_broker: HashMap<i32, Vec<WantWithId>> = HashMap::new();
         let mut need_metadata = false;
-        let mut moved: Vec<(i32, PartitionData)> = Vec::new();
         {
-            let mut st = self.shared.state.lock();
-            let FetchState { parts, queued, .. } = &mut *st;
+            let mut st = self.core.shared.state.lock();
+            let FetchState {
+                parts,
+                queued,
+                brokers,
+                ..
+            } = &mut *st;
+            let mut moved: Vec<(i32, PartitionData)> = Vec::new();
             for (tp, pos) in parts.iter_mut() {
                 if pos.stopped || pos.in_flight.is_some() {
                     continue;
@@ -160,7 +183,7 @@ impl FetchThread {
                     }
                     _ => pm.leader,
                 };
-                let b = self.brokers.entry(target).or_default();
+                let b = brokers.entry(target).or_default();
                 if b.in_flight.is_some() || b.connecting.is_some() {
                     continue;
                 }
@@ -179,7 +202,7 @@ impl FetchThread {
                         topic_id: topic.topic_id,
                         part: SentPart {
                             offset: pos.offset,
-                            max_bytes: self.settings.partition_max_bytes,
+                            max_bytes: self.core.settings.partition_max_bytes,
                             leader_epoch: pm.leader_epoch,
                         },
                     },
@@ -187,17 +210,26 @@ impl FetchThread {
                     follower: target != pm.leader,
                 });
             }
-        }
-        for (broker, part) in moved {
-            *self.shared.state.lock().queued.entry(broker).or_insert(0) += 1;
-            let _ = self.data_tx.send(FetchedChunk {
-                broker,
-                parts: vec![part],
-            });
+            // Sent under the lock: no answer handler can queue this
+            // partition's data after its error (none is in flight anyway).
+            for (broker, part) in moved {
+                *queued.entry(broker).or_insert(0) += 1;
+                let _ = self.core.data_tx.send(FetchedChunk {
+                    broker,
+                    parts: vec![part],
+                    counted: true,
+                });
+            }
         }
         if need_metadata {
             self.cluster.request_update();
-            next = next.min(now + self.settings.retry_backoff.max(Duration::from_millis(10)));
+            next = next.min(
+                now + self
+                    .core
+                    .settings
+                    .retry_backoff
+                    .max(Duration::from_millis(10)),
+            );
         }
         for (broker, wants) in by_broker {
             self.send(broker, wants, now);
@@ -211,19 +243,9 @@ impl FetchThread {
         t
     }
 
-    fn back_off(&mut self, broker: i32, now: Instant) {
-        let b = self.brokers.entry(broker).or_default();
-        b.retry_at = Some(now + self.settings.retry_backoff);
-        b.session.reset();
-        self.cluster.request_update();
-        // Partitions read from this broker as a preferred replica go back
-        // to their leader.
-        let mut st = self.shared.state.lock();
-        for p in st.parts.values_mut() {
-            if p.preferred.is_some_and(|(r, _)| r == broker) {
-                p.preferred = None;
-            }
-        }
+    fn back_off(&self, broker: i32, now: Instant) {
+        let mut st = self.core.shared.state.lock();
+        back_off(&mut st, broker, now + self.core.settings.retry_backoff);
     }
 
     fn send(&mut self, broker: i32, mut wants: Vec<WantWithId>, now: Instant) {
@@ -237,7 +259,7 @@ impl FetchThread {
         };
         let Some(versions) = conn.known_versions() else {
             let token = self.token();
-            self.tokens.insert(token, (broker, TokenKind::Connect));
+            self.tokens.insert(token, broker);
             if conn
                 .connect_async(Reply::new(self.done_tx.clone(), token))
                 .is_err()
@@ -245,7 +267,8 @@ impl FetchThread {
                 self.tokens.remove(&token);
                 self.back_off(broker, now);
             } else {
-                self.brokers.entry(broker).or_default().connecting = Some(token);
+                let mut st = self.core.shared.state.lock();
+                st.brokers.entry(broker).or_default().connecting = Some(token);
             }
             return;
         };
@@ -269,150 +292,193 @@ impl FetchThread {
                 ids.insert(w.want.topic_id, Arc::clone(&w.want.tp.topic));
             }
         }
-        let b = self.brokers.entry(broker).or_default();
-        let plan = b
-            .session
-            .plan(wants.into_iter().map(|w| w.want).collect(), version);
-        let rotation = b.rotation;
-        b.rotation = b.rotation.wrapping_add(1);
-        let request = build_request(&self.settings, &plan, rotation);
-        let timeout = self.settings.request_timeout + self.settings.max_wait;
         let token = self.token();
-        let sent = conn.submit(
-            &request,
-            Some(version),
-            true,
-            timeout,
-            Reply::new(self.done_tx.clone(), token),
-        );
-        if let Err(e) = sent {
-            log::debug!("fetcher: sending to broker {broker} failed: {e}");
-            self.back_off(broker, now);
-            return;
-        }
-        {
-            let mut st = self.shared.state.lock();
+        // The request is registered as in flight before it is submitted:
+        // its answer is handled on the reader thread and may come at once.
+        let request = {
+            let mut st = self.core.shared.state.lock();
+            let b = st.brokers.entry(broker).or_default();
+            let plan = b
+                .session
+                .plan(wants.into_iter().map(|w| w.want).collect(), version);
+            let rotation = b.rotation;
+            b.rotation = b.rotation.wrapping_add(1);
+            let request = build_request(&self.core.settings, &plan, rotation);
+            log::trace!(
+                "fetcher: fetch v{version} to broker {broker}: {} partition(s), {} listed",
+                parts.len(),
+                plan.include.len()
+            );
             for tp in parts.keys() {
                 if let Some(p) = st.parts.get_mut(tp) {
                     p.in_flight = Some(token);
                 }
             }
-        }
-        log::trace!(
-            "fetcher: fetch v{version} to broker {broker}: {} partition(s), {} listed",
-            parts.len(),
-            plan.include.len()
+            st.brokers.entry(broker).or_default().in_flight = Some(InFlight {
+                token,
+                version,
+                full: plan.full,
+                sent_at: now,
+                parts,
+                ids,
+            });
+            request
+        };
+        let timeout = self.core.settings.request_timeout + self.core.settings.max_wait;
+        let core = Arc::clone(&self.core);
+        // No lock held here: a call refused at once is answered (with
+        // an error, by dropping it) on this thread.
+        let sent = conn.submit(
+            &request,
+            Some(version),
+            true,
+            timeout,
+            Reply::run(token, move |c| {
+                core.fetch_done(broker, c.token, version, c.result)
+            }),
         );
-        self.tokens.insert(token, (broker, TokenKind::Fetch));
-        let b = self.brokers.entry(broker).or_default();
-        b.in_flight = Some(InFlight {
-            token,
-            version,
-            full: plan.full,
-            sent_at: now,
-            parts,
-            ids,
-        });
+        if let Err(e) = sent {
+            // The dropped reply has handled it already (cleared the
+            // request, backed off); this only makes sure.
+            log::debug!("fetcher: sending to broker {broker} failed: {e}");
+            let mut st = self.core.shared.state.lock();
+            if let Some(inf) = take_in_flight(&mut st, broker, token) {
+                clear_in_flight(&mut st, &inf);
+            }
+            back_off(&mut st, broker, now + self.core.settings.retry_backoff);
+        }
     }
 
     /// Hands `code` to the consumer for every partition of `wants`.
     fn fail_partitions(&mut self, broker: i32, wants: Vec<WantWithId>, code: ErrorCode, e: &Error) {
         log::warn!("fetcher: broker {broker}: {e}");
         let mut parts = Vec::new();
-        {
-            let mut st = self.shared.state.lock();
-            for w in wants {
-                if w.follower {
-                    // A replica the leader suggested: the leader it is.
-                    if let Some(p) = st.parts.get_mut(&w.want.tp) {
-                        p.preferred = None;
-                    }
-                    continue;
-                }
+        let mut st = self.core.shared.state.lock();
+        for w in wants {
+            if w.follower {
+                // A replica the leader suggested: the leader it is.
                 if let Some(p) = st.parts.get_mut(&w.want.tp) {
-                    p.stopped = true;
+                    p.preferred = None;
                 }
-                parts.push(PartitionData {
-                    tp: w.want.tp,
-                    epoch: w.epoch,
-                    fetch_offset: w.want.part.offset,
-                    next_offset: w.want.part.offset,
-                    records: Bytes::new(),
-                    error: code,
-                    high_watermark: -1,
-                    aborted: Vec::new(),
-                });
+                continue;
             }
-            if parts.is_empty() {
-                return;
+            if let Some(p) = st.parts.get_mut(&w.want.tp) {
+                p.stopped = true;
             }
-            *st.queued.entry(broker).or_insert(0) += 1;
+            parts.push(PartitionData {
+                tp: w.want.tp,
+                epoch: w.epoch,
+                fetch_offset: w.want.part.offset,
+                next_offset: w.want.part.offset,
+                records: Bytes::new(),
+                error: code,
+                high_watermark: -1,
+                aborted: Vec::new(),
+            });
         }
-        let _ = self.data_tx.send(FetchedChunk { broker, parts });
+        if parts.is_empty() {
+            return;
+        }
+        *st.queued.entry(broker).or_insert(0) += 1;
+        let _ = self.core.data_tx.send(FetchedChunk {
+            broker,
+            parts,
+            counted: true,
+        });
     }
 
-    fn complete(&mut self, c: Completion) {
-        let Some((broker, kind)) = self.tokens.remove(&c.token) else {
+    /// A connection attempt ended.
+    fn connected(&mut self, c: Completion) {
+        let Some(broker) = self.tokens.remove(&c.token) else {
             return;
         };
+        let mut st = self.core.shared.state.lock();
+        st.brokers.entry(broker).or_default().connecting = None;
+        if let Err(e) = c.result {
+            log::debug!("fetcher: connecting to broker {broker} failed: {e}");
+            note_auth_failure(&mut st, &e);
+            back_off(
+                &mut st,
+                broker,
+                Instant::now() + self.core.settings.retry_backoff,
+            );
+        }
+    }
+}
+
+/// No fetch from `broker` before `until`; its session restarts, and the
+/// partitions read from it as a preferred replica go back to their leader.
+fn back_off(st: &mut FetchState, broker: i32, until: Instant) {
+    let b = st.brokers.entry(broker).or_default();
+    b.retry_at = Some(until);
+    b.session.reset();
+    st.need_metadata = true;
+    for p in st.parts.values_mut() {
+        if p.preferred.is_some_and(|(r, _)| r == broker) {
+            p.preferred = None;
+        }
+    }
+}
+
+/// Keeps a failure that repeats on reconnect for the consumer to report.
+fn note_auth_failure(st: &mut FetchState, e: &Error) {
+    if e.repeats_on_reconnect() {
+        st.auth_failure = Some(e.clone());
+    }
+}
+
+/// The request `token` to `broker`, if it is still the one in flight.
+fn take_in_flight(st: &mut FetchState, broker: i32, token: u64) -> Option<InFlight> {
+    let b = st.brokers.get_mut(&broker)?;
+    if b.in_flight.as_ref().map(|i| i.token) != Some(token) {
+        return None;
+    }
+    b.in_flight.take()
+}
+
+/// Its partitions are no longer in flight.
+fn clear_in_flight(st: &mut FetchState, inf: &InFlight) {
+    for tp in inf.parts.keys() {
+        if let Some(p) = st.parts.get_mut(tp) {
+            if p.in_flight == Some(inf.token) {
+                p.in_flight = None;
+            }
+        }
+    }
+}
+
+impl Core {
+    /// Handles the answer to fetch `token` of `broker`, on the thread that
+    /// has it (the connection's reader): moves the positions on, queues the
+    /// data and errors for the consumer, and wakes the fetch thread when it
+    /// has something to do (the broker may take its next request, or must
+    /// back off). Never blocks: the lock is only ever held briefly.
+    pub(super) fn fetch_done(&self, broker: i32, token: u64, version: i16, result: Result<Bytes>) {
+        // Decoding the answer (not its records) needs no lock.
+        let response = result.and_then(|body| decode_response::<FetchRequest>(&body, version));
         let now = Instant::now();
-        match kind {
-            TokenKind::Connect => {
-                let b = self.brokers.entry(broker).or_default();
-                b.connecting = None;
-                if let Err(e) = c.result {
-                    log::debug!("fetcher: connecting to broker {broker} failed: {e}");
-                    self.note_auth_failure(&e);
-                    self.back_off(broker, now);
-                }
-            }
-            TokenKind::Fetch => self.fetch_done(broker, c.result, now),
-        }
-    }
-
-    /// Keeps a failure that repeats on reconnect for the consumer to report.
-    fn note_auth_failure(&self, e: &Error) {
-        if e.repeats_on_reconnect() {
-            self.shared.state.lock().auth_failure = Some(e.clone());
-        }
-    }
-
-    fn fetch_done(&mut self, broker: i32, result: Result<Bytes>, now: Instant) {
-        let Some(inf) = self
-            .brokers
-            .get_mut(&broker)
-            .and_then(|b| b.in_flight.take())
-        else {
+        let mut st = self.shared.state.lock();
+        let Some(inf) = take_in_flight(&mut st, broker, token) else {
             return;
-        };
-        let response = result.and_then(|body| decode_response::<FetchRequest>(&body, inf.version));
-        let clear_in_flight = |shared: &Shared| {
-            let mut st = shared.state.lock();
-            for tp in inf.parts.keys() {
-                if let Some(p) = st.parts.get_mut(tp) {
-                    if p.in_flight == Some(inf.token) {
-                        p.in_flight = None;
-                    }
-                }
-            }
         };
         let response = match response {
             Ok(r) => r,
             Err(e) => {
                 Metrics::add(&self.metrics.fetch_errors, 1);
                 log::debug!("fetcher: fetch from broker {broker} failed: {e}");
-                self.note_auth_failure(&e);
-                clear_in_flight(&self.shared);
-                self.back_off(broker, now);
+                note_auth_failure(&mut st, &e);
+                clear_in_flight(&mut st, &inf);
+                back_off(&mut st, broker, now + self.settings.retry_backoff);
+                drop(st);
+                self.shared.wake();
                 return;
             }
         };
         let top = ErrorCode(response.error_code);
         if top.is_err() {
             Metrics::add(&self.metrics.fetch_errors, 1);
-            clear_in_flight(&self.shared);
-            let b = self.brokers.entry(broker).or_default();
-            b.session.reset();
+            clear_in_flight(&mut st, &inf);
+            st.brokers.entry(broker).or_default().session.reset();
             if !matches!(
                 top,
                 ErrorCode::FETCH_SESSION_ID_NOT_FOUND
@@ -420,11 +486,13 @@ impl FetchThread {
                     | ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR
             ) {
                 log::debug!("fetcher: broker {broker} answered {top}");
-                self.back_off(broker, now);
+                back_off(&mut st, broker, now + self.settings.retry_backoff);
             }
+            drop(st);
+            self.shared.wake();
             return;
         }
-        if let Some(b) = self.brokers.get_mut(&broker) {
+        if let Some(b) = st.brokers.get_mut(&broker) {
             b.session.answered(inf.full, response.session_id);
         }
         let mut chunks = Vec::new();
@@ -432,7 +500,7 @@ impl FetchThread {
         let mut stale_metadata = false;
         let backoff = self.settings.retry_backoff;
         {
-            let mut st = self.shared.state.lock();
+            let FetchState { parts, .. } = &mut *st;
             for topic in response.responses {
                 let name: Arc<str> = match inf.ids.get(&topic.topic_id) {
                     Some(n) if !topic.topic_id.is_zero() => Arc::clone(n),
@@ -443,7 +511,7 @@ impl FetchThread {
                     let Some(&(fetch_offset, epoch, follower)) = inf.parts.get(&tp) else {
                         continue;
                     };
-                    let Some(pos) = st.parts.get_mut(&tp) else {
+                    let Some(pos) = parts.get_mut(&tp) else {
                         continue;
                     };
                     if pos.epoch != epoch || pos.offset != fetch_offset {
@@ -476,10 +544,10 @@ impl FetchThread {
                         // there at once.
                         if p.preferred_read_replica != broker {
                             log::debug!(
-                                "fetcher: {}: reading from preferred replica {} (told by broker {broker})",
-                                data.tp,
-                                p.preferred_read_replica
-                            );
+                                    "fetcher: {}: reading from preferred replica {} (told by broker {broker})",
+                                    data.tp,
+                                    p.preferred_read_replica
+                                );
                         }
                         pos.preferred = Some((
                             p.preferred_read_replica,
@@ -492,9 +560,9 @@ impl FetchThread {
                         // decides.
                         Metrics::add(&self.metrics.fetch_errors, 1);
                         log::debug!(
-                            "fetcher: {}: preferred replica {broker} answered {code}; fetching from the leader",
-                            data.tp
-                        );
+                                "fetcher: {}: preferred replica {broker} answered {code}; fetching from the leader",
+                                data.tp
+                            );
                         pos.preferred = None;
                         continue;
                     }
@@ -568,31 +636,43 @@ impl FetchThread {
                     }
                 }
             }
-            for tp in inf.parts.keys() {
-                if let Some(p) = st.parts.get_mut(tp) {
-                    if p.in_flight == Some(inf.token) {
-                        p.in_flight = None;
-                    }
-                }
-            }
-            if !chunks.is_empty() {
-                *st.queued.entry(broker).or_insert(0) += 1;
-            }
         }
-        if stale_metadata {
-            self.cluster.request_update();
-        }
+        clear_in_flight(&mut st, &inf);
+        st.need_metadata |= stale_metadata;
+        let may_send = if chunks.is_empty() {
+            true
+        } else {
+            // A consumer waiting on an empty channel takes this at once: it
+            // is not counted, and the broker's next request goes out now
+            // (in parallel with the consumer's wake-up, not after it).
+            let counted = !(st.consumer_waiting && self.data_tx.is_empty());
+            let mut q = st.queued.get(&broker).copied().unwrap_or(0);
+            if counted {
+                q += 1;
+                st.queued.insert(broker, q);
+            } else {
+                st.consumer_waiting = false;
+            }
+            // Sent under the lock, so that it stays in order with errors
+            // the fetch thread queues for the same partitions.
+            let _ = self.data_tx.send(FetchedChunk {
+                broker,
+                parts: chunks,
+                counted,
+            });
+            q < MAX_QUEUED
+        };
+        drop(st);
         self.metrics
             .fetch_done(now.duration_since(inf.sent_at), bytes);
         log::trace!(
             "fetcher: answer of broker {broker} after {:?}: {bytes} record bytes",
             now.duration_since(inf.sent_at)
         );
-        if !chunks.is_empty() {
-            let _ = self.data_tx.send(FetchedChunk {
-                broker,
-                parts: chunks,
-            });
+        // The consumer wakes the fetch thread when it takes the chunk
+        // (`Fetcher::taken`); until then this broker gets no request.
+        if may_send || stale_metadata {
+            self.shared.wake();
         }
     }
 }
