@@ -69,6 +69,9 @@ struct Knobs {
     bumps: AtomicUsize,
     /// The producer epoch the coordinator is at.
     epoch: AtomicI32,
+    /// A Kafka 4.0 fake finalizes `transaction.version` 2 from now on
+    /// (seen by new connections).
+    finalize_tv2: AtomicBool,
     records: AtomicUsize,
     committed: AtomicUsize,
     /// Every partition's batch header as Produce carried it.
@@ -127,13 +130,15 @@ fn fake_txn_cluster_as(broker: Broker) -> (FakeCluster, Arc<Knobs>) {
     let k = Arc::clone(&knobs);
     let cluster = FakeCluster::start(2, move |req: &FakeReq| {
         let not_coordinator = req.node != k.coordinator.load(SeqCst);
+        let tv2 = broker == Broker::Kafka4Tv2
+            || (broker == Broker::Kafka4Tv1 && k.finalize_tv2.load(SeqCst));
         match req.key {
-            ApiKey::API_VERSIONS if broker == Broker::Kafka4Tv2 => {
+            ApiKey::API_VERSIONS if tv2 => {
                 use kafka_blocking::protocol::messages::api_versions_response::{
                     ApiVersion, FinalizedFeatureKey,
                 };
                 req.answer::<ApiVersionsRequest>(|_| ApiVersionsResponse {
-                    api_keys: offered(broker)
+                    api_keys: offered(Broker::Kafka4Tv2)
                         .iter()
                         .map(|(k, max)| ApiVersion {
                             api_key: k.0,
@@ -268,7 +273,7 @@ fn fake_txn_cluster_as(broker: Broker) -> (FakeCluster, Arc<Knobs>) {
                 }
                 // Protocol v2: a transactional Produce v12+ adds its
                 // partitions to the transaction.
-                if broker == Broker::Kafka4Tv2 && req.version >= 12 {
+                if tv2 && req.version >= 12 {
                     k.added.store(true, SeqCst);
                 }
                 // Kafka refuses transactional batches without the id; a
@@ -596,6 +601,54 @@ fn kafka_4_without_the_feature_gets_protocol_v1_below_the_v2_versions() {
     assert_eq!(*knobs.end_versions.lock().expect("lock"), [4, 4]);
     assert_eq!(*knobs.offset_commit_versions.lock().expect("lock"), [4, 4]);
     assert_eq!(knobs.committed.load(SeqCst), 2);
+}
+
+/// A cluster that finalizes `transaction.version` 2 while the producer
+/// runs: at the end of the first transaction that sees it (on a new
+/// connection to the coordinator) the producer bumps its epoch with
+/// InitProducerId and speaks protocol v2 from the next one, as the Java
+/// 4.0 client does.
+#[test]
+fn a_feature_upgrade_switches_to_protocol_v2_at_a_transaction_end() {
+    let (cluster, knobs) = fake_txn_cluster_as(Broker::Kafka4Tv1);
+    let p = producer(&cluster);
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("a commit in protocol v1");
+    let added = cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN);
+    assert!(added >= 1);
+    // The upgrade; the client sees it when its coordinator connection is
+    // replaced (here: EndTxn hangs past the request timeout, and the
+    // resumed commit connects again).
+    knobs.finalize_tv2.store(true, SeqCst);
+    send_some(&p);
+    knobs.hang_end.store(true, SeqCst);
+    let e = p
+        .commit_transaction(Duration::from_millis(2_500))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    knobs.hang_end.store(false, SeqCst);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("the resumed commit, still protocol v1");
+    assert_eq!(knobs.bumps.load(SeqCst), 1, "the epoch bump before v2");
+    assert_eq!(knobs.epoch.load(SeqCst), 4);
+    let from = knobs.produced.lock().expect("lock").len();
+    let ends = knobs.end_versions.lock().expect("lock").len();
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("a commit in protocol v2");
+    let seen = produced_since(&knobs, from);
+    assert!(!seen.is_empty());
+    for b in &seen {
+        assert_eq!((b.version, b.epoch), (12, 4), "{b:?}");
+    }
+    assert_eq!(
+        cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN),
+        added + 1,
+        "only the second (v1) transaction added its partitions"
+    );
+    assert_eq!(knobs.end_versions.lock().expect("lock")[ends..], [5]);
+    assert_eq!(knobs.committed.load(SeqCst), 3);
 }
 
 /// The admin client lists transactional ids from every broker and

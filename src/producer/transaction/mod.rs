@@ -12,7 +12,9 @@
 //!
 //! Two transaction protocols, chosen at `init_transactions` from the
 //! coordinator's ApiVersions answer as the Java 4.0 client does
-//! ([`speaks_protocol_v2`]):
+//! ([`speaks_protocol_v2`]), and looked at again at the end of every
+//! transaction (a cluster that finalized the feature since is seen on a new
+//! connection; the move to v2 bumps the epoch first):
 //! - version 1 (every broker since 0.11): AddPartitionsToTxn before a
 //!   partition's first batch, AddOffsetsToTxn before TxnOffsetCommit, one
 //!   epoch for the producer's life (bumped only to recover, KIP-360); the
@@ -391,6 +393,9 @@ impl Transactions {
         } else {
             Ok(())
         };
+        if result.is_ok() {
+            self.maybe_switch_protocol(deadline);
+        }
         self.finish_end(result, "commit_transaction()")
     }
 
@@ -433,6 +438,9 @@ impl Transactions {
             );
             Ok(())
         });
+        if result.is_ok() {
+            self.maybe_switch_protocol(deadline);
+        }
         self.finish_end(result, "abort_transaction()")
     }
 
@@ -733,6 +741,39 @@ impl Transactions {
             new.epoch
         );
         Ok(true)
+    }
+
+    /// At a transaction's end, as the Java 4.0 client: if the coordinator's
+    /// answer to ApiVersions now says otherwise than at init (the cluster
+    /// finalized `transaction.version` 2 since, seen on a new connection),
+    /// the next transaction uses the other protocol. Moving to v2 first
+    /// bumps the epoch (InitProducerId with the current one, KIP-360), so
+    /// nothing of a v1 transaction counts in a v2 one; if that fails the
+    /// producer stays on v1 and tries again at the next end.
+    fn maybe_switch_protocol(&self, deadline: Instant) {
+        let now_v2 = self.coordinator_speaks_v2();
+        if now_v2 == self.protocol_v2() {
+            return;
+        }
+        if now_v2 {
+            let pid = self.inner.lock().pid;
+            match self.init_producer_id(deadline, pid) {
+                Ok(new) => self.inner.lock().pid = Some(new),
+                Err(e) => {
+                    log::warn!(
+                        "transactional id `{}`: the coordinator now offers transaction protocol v2, but the epoch bump before it failed: {e}",
+                        self.id
+                    );
+                    return;
+                }
+            }
+        }
+        self.v2.store(now_v2, Ordering::Release);
+        log::info!(
+            "transactional id `{}`: transaction protocol v{} from the next transaction",
+            self.id,
+            if now_v2 { 2 } else { 1 }
+        );
     }
 
     /// Whether the transaction coordinator speaks protocol v2 (see
