@@ -131,7 +131,8 @@ pub(crate) struct Transactions {
     /// A copy of the state for `send` (no lock per record).
     hot: AtomicU8,
     /// Transaction protocol v2 (KIP-890 part 2) is in use; set by
-    /// `init_transactions`, read by the sender for each Produce.
+    /// `init_transactions` and at a transaction's end (never while one is
+    /// open), read by the sender for each Produce.
     v2: AtomicBool,
     inner: Mutex<Inner>,
 }
