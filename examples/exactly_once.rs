@@ -105,6 +105,7 @@ fn run(o: &Options) -> kafka_blocking::Result<()> {
             .map(|b| b.bootstrap_servers().to_owned())
             .unwrap_or_default()
     });
+    let begun = Instant::now();
     let t = Duration::from_secs(30);
     if o.produce > 0 {
         let p = Producer::builder().bootstrap_servers(&servers).build()?;
@@ -142,6 +143,7 @@ fn run(o: &Options) -> kafka_blocking::Result<()> {
 
     let mut sent_this_run = 0u64;
     let mut idle_since = Instant::now();
+    let mut assigned = false;
     loop {
         producer.begin_transaction()?;
         // Where each partition's next unprocessed record is.
@@ -175,6 +177,16 @@ fn run(o: &Options) -> kafka_blocking::Result<()> {
                     std::process::abort();
                 }
             }
+        }
+        if !assigned && !consumer.assignment().is_empty() {
+            // Where a restart's time goes: the group join (the broker waits
+            // for a crashed member's session to time out).
+            assigned = true;
+            println!(
+                "assigned {:?} {} ms after start",
+                consumer.assignment(),
+                begun.elapsed().as_millis()
+            );
         }
         if n == 0 {
             producer.abort_transaction(t)?;
@@ -217,5 +229,9 @@ fn run(o: &Options) -> kafka_blocking::Result<()> {
     }
     producer.close(t)?;
     consumer.close(true)?;
+    println!(
+        "done: {sent_this_run} records in {} ms",
+        begun.elapsed().as_millis()
+    );
     Ok(())
 }

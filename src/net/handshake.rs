@@ -151,6 +151,12 @@ fn api_versions(
                 .api_keys
                 .iter()
                 .map(|k| (k.api_key, k.min_version, k.max_version)),
+        )
+        .with_finalized_features(
+            response
+                .finalized_features
+                .iter()
+                .map(|f| (f.name.clone(), f.max_version_level)),
         ));
     }
     Err(Error::new(

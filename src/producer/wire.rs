@@ -21,9 +21,14 @@ pub(crate) struct PartitionBatch<'a> {
 /// Encodes a produce request frame (size prefix, header v1/v2, body) with
 /// the record batches as shared parts. `batches` must be grouped by topic
 /// (consecutive entries of one topic form its entry in the request).
+/// `transactional_id` is the transactional producer's id: Kafka refuses
+/// transactional batches in a request without it
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and with transaction protocol
+/// v2 it is what the broker adds the partitions to.
 pub(crate) fn produce_frame(
     version: i16,
     client_id: &str,
+    transactional_id: Option<&str>,
     acks: i16,
     timeout_ms: i32,
     batches: &[PartitionBatch<'_>],
@@ -56,11 +61,11 @@ pub(crate) fn produce_frame(
             parts.push(FramePart::Owned(done));
         };
 
-    // transactional_id (null), acks, timeout_ms
+    // transactional_id, acks, timeout_ms
     if flexible {
-        cur.put_compact_nullable_string(None)?;
+        cur.put_compact_nullable_string(transactional_id)?;
     } else {
-        cur.put_nullable_string(None)?;
+        cur.put_nullable_string(transactional_id)?;
     }
     cur.put_i16(acks);
     cur.put_i32(timeout_ms);
@@ -192,16 +197,22 @@ mod tests {
             ],
             ..Default::default()
         };
+        let transactional = ProduceRequest {
+            transactional_id: Some("txn-7".into()),
+            ..request.clone()
+        };
         for version in 3..=ProduceRequest::MAX_VERSION {
-            let mut want = Vec::new();
-            encode_request(&mut want, &request, version, 0, Some("me")).unwrap();
-            let (first, rest) = produce_frame(version, "me", -1, 30_000, &batches).unwrap();
-            let mut got = first;
-            for p in &rest {
-                got.extend_from_slice(p.as_slice());
+            for (request, id) in [(&request, None), (&transactional, Some("txn-7"))] {
+                let mut want = Vec::new();
+                encode_request(&mut want, request, version, 0, Some("me")).unwrap();
+                let (first, rest) = produce_frame(version, "me", id, -1, 30_000, &batches).unwrap();
+                let mut got = first;
+                for p in &rest {
+                    got.extend_from_slice(p.as_slice());
+                }
+                assert_eq!(got, want, "Produce v{version}, transactional id {id:?}");
             }
-            assert_eq!(got, want, "Produce v{version}");
         }
-        assert!(produce_frame(2, "me", 1, 1, &batches).is_err());
+        assert!(produce_frame(2, "me", None, 1, 1, &batches).is_err());
     }
 }

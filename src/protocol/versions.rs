@@ -18,10 +18,14 @@ pub struct ApiVersionRange {
     pub max: i16,
 }
 
-/// The API versions one broker supports, from its ApiVersions response.
+/// The API versions one broker supports, from its ApiVersions response,
+/// and the cluster's finalized feature levels it reported (ApiVersions v3+,
+/// KIP-584), such as `transaction.version`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerVersions {
     ranges: Vec<ApiVersionRange>,
+    /// `(name, max version level)`, sorted by name.
+    features: Vec<(String, i16)>,
 }
 
 impl BrokerVersions {
@@ -37,7 +41,32 @@ impl BrokerVersions {
             .collect();
         ranges.sort_by_key(|r| r.api_key);
         ranges.dedup_by_key(|r| r.api_key);
-        BrokerVersions { ranges }
+        BrokerVersions {
+            ranges,
+            features: Vec::new(),
+        }
+    }
+
+    /// With the finalized features the broker reported, as `(name, max
+    /// version level)`.
+    pub fn with_finalized_features(
+        mut self,
+        features: impl IntoIterator<Item = (String, i16)>,
+    ) -> BrokerVersions {
+        let mut features: Vec<(String, i16)> = features.into_iter().collect();
+        features.sort();
+        features.dedup_by(|a, b| a.0 == b.0);
+        self.features = features;
+        self
+    }
+
+    /// The finalized level of feature `name` (its max version level), if
+    /// the broker reported one.
+    pub fn finalized_feature(&self, name: &str) -> Option<i16> {
+        self.features
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.features[i].1)
     }
 
     /// Every range, sorted by API key.
@@ -147,6 +176,9 @@ impl fmt::Debug for BrokerVersions {
         for r in &self.ranges {
             m.entry(&r.api_key, &(r.min..=r.max));
         }
+        for (name, level) in &self.features {
+            m.entry(name, level);
+        }
         m.finish()
     }
 }
@@ -165,6 +197,22 @@ mod tests {
         assert!(e.to_string().contains("0..=3"), "{e}");
         let e = v.pick(ApiKey(60), (0, 1)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnsupportedVersion);
+    }
+
+    #[test]
+    fn finalized_features_are_looked_up_by_name() {
+        let v = BrokerVersions::new([(26, 0, 5)]).with_finalized_features([
+            ("transaction.version".to_owned(), 2),
+            ("metadata.version".to_owned(), 25),
+            ("group.version".to_owned(), 1),
+        ]);
+        assert_eq!(v.finalized_feature("transaction.version"), Some(2));
+        assert_eq!(v.finalized_feature("group.version"), Some(1));
+        assert_eq!(v.finalized_feature("kraft.version"), None);
+        assert_eq!(
+            BrokerVersions::new([]).finalized_feature("transaction.version"),
+            None
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Transactions against a fake two-node cluster ([`FakeCluster`]) whose
 //! transaction coordinator answers what Tansu cannot be made to:
 //! CONCURRENT_TRANSACTIONS, a coordinator that moves (NOT_COORDINATOR), a
-//! coordinator that stops answering in the middle of a commit.
+//! coordinator that stops answering in the middle of a commit; and a
+//! Kafka 4.0 that offers transaction protocol v2 (KIP-890 part 2) or does
+//! not (`transaction.version` not finalized), which Tansu cannot be either.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_blocking::producer::{Producer, Record, TransactionState};
@@ -22,6 +24,29 @@ use kafka_blocking::ErrorKind;
 use crate::faults::{fake_api_versions, fake_metadata, FakeCluster, FakeReq};
 
 const TOPIC: &str = "fake-txn-topic";
+
+/// Which broker the fake plays.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Broker {
+    /// A pre-4.0 broker (Produce v9, EndTxn v3): protocol v1.
+    Old,
+    /// Kafka 4.0 that offers the v2 requests but has not finalized
+    /// `transaction.version` 2: the client must stay on protocol v1 and
+    /// below the versions that mean v2.
+    Kafka4Tv1,
+    /// Kafka 4.0 with `transaction.version` 2 finalized: protocol v2.
+    Kafka4Tv2,
+}
+
+/// What one Produce request carried for one partition.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    version: i16,
+    transactional_id: Option<String>,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+}
 
 /// What the fake coordinator does.
 #[derive(Default)]
@@ -42,29 +67,97 @@ struct Knobs {
     refuse_produce: AtomicBool,
     /// InitProducerId requests that carried our id and epoch (KIP-360 bumps).
     bumps: AtomicUsize,
+    /// The producer epoch the coordinator is at.
+    epoch: AtomicI32,
+    /// A Kafka 4.0 fake finalizes `transaction.version` 2 from now on
+    /// (seen by new connections).
+    finalize_tv2: AtomicBool,
     records: AtomicUsize,
     committed: AtomicUsize,
+    /// Every partition's batch header as Produce carried it.
+    produced: Mutex<Vec<Seen>>,
+    /// The versions of the EndTxn and TxnOffsetCommit requests received.
+    end_versions: Mutex<Vec<i16>>,
+    offset_commit_versions: Mutex<Vec<i16>>,
 }
 
 fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
+    fake_txn_cluster_as(Broker::Old)
+}
+
+/// The versions of the transaction protocol's APIs a Kafka 4.0 broker
+/// offers, and the ones a pre-4.0 broker does.
+fn offered(broker: Broker) -> Vec<(ApiKey, i16)> {
+    let mut apis = vec![
+        (ApiKey::API_VERSIONS, 3),
+        (ApiKey::METADATA, 12),
+        (ApiKey::FIND_COORDINATOR, 4),
+    ];
+    if broker == Broker::Old {
+        apis.extend([
+            (ApiKey::PRODUCE, 9),
+            (ApiKey::INIT_PRODUCER_ID, 4),
+            (ApiKey::ADD_PARTITIONS_TO_TXN, 3),
+            (ApiKey::END_TXN, 3),
+        ]);
+    } else {
+        apis.extend([
+            (ApiKey::PRODUCE, 12),
+            (ApiKey::INIT_PRODUCER_ID, 5),
+            (ApiKey::ADD_PARTITIONS_TO_TXN, 5),
+            (ApiKey::ADD_OFFSETS_TO_TXN, 4),
+            (ApiKey::END_TXN, 5),
+            (ApiKey::TXN_OFFSET_COMMIT, 5),
+        ]);
+    }
+    apis
+}
+
+/// The header fields of a record batch (v2) the client wrote.
+fn batch_header(records: &[u8]) -> (i64, i16, i32) {
+    let at = |range: std::ops::Range<usize>| records.get(range).expect("a whole batch header");
+    (
+        i64::from_be_bytes(at(43..51).try_into().expect("8 bytes")),
+        i16::from_be_bytes(at(51..53).try_into().expect("2 bytes")),
+        i32::from_be_bytes(at(53..57).try_into().expect("4 bytes")),
+    )
+}
+
+fn fake_txn_cluster_as(broker: Broker) -> (FakeCluster, Arc<Knobs>) {
     let knobs = Arc::new(Knobs::default());
     knobs.coordinator.store(1, SeqCst);
+    knobs.epoch.store(3, SeqCst);
     let k = Arc::clone(&knobs);
     let cluster = FakeCluster::start(2, move |req: &FakeReq| {
         let not_coordinator = req.node != k.coordinator.load(SeqCst);
+        let tv2 = broker == Broker::Kafka4Tv2
+            || (broker == Broker::Kafka4Tv1 && k.finalize_tv2.load(SeqCst));
         match req.key {
-            ApiKey::API_VERSIONS => fake_api_versions(
-                req,
-                &[
-                    (ApiKey::API_VERSIONS, 3),
-                    (ApiKey::METADATA, 12),
-                    (ApiKey::PRODUCE, 9),
-                    (ApiKey::FIND_COORDINATOR, 4),
-                    (ApiKey::INIT_PRODUCER_ID, 4),
-                    (ApiKey::ADD_PARTITIONS_TO_TXN, 3),
-                    (ApiKey::END_TXN, 3),
-                ],
-            ),
+            ApiKey::API_VERSIONS if tv2 => {
+                use kafka_blocking::protocol::messages::api_versions_response::{
+                    ApiVersion, FinalizedFeatureKey,
+                };
+                req.answer::<ApiVersionsRequest>(|_| ApiVersionsResponse {
+                    api_keys: offered(Broker::Kafka4Tv2)
+                        .iter()
+                        .map(|(k, max)| ApiVersion {
+                            api_key: k.0,
+                            min_version: 0,
+                            max_version: *max,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    finalized_features_epoch: 7,
+                    finalized_features: vec![FinalizedFeatureKey {
+                        name: "transaction.version".into(),
+                        max_version_level: 2,
+                        min_version_level: 2,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+            }
+            ApiKey::API_VERSIONS => fake_api_versions(req, &offered(broker)),
             ApiKey::METADATA => fake_metadata(req, &[(TOPIC, Uuid([9; 16]), 2, 1)]),
             ApiKey::FIND_COORDINATOR => {
                 let node = k.coordinator.load(SeqCst);
@@ -85,8 +178,9 @@ fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
                 })
             }
             ApiKey::INIT_PRODUCER_ID => req.answer::<InitProducerIdRequest>(|r| {
-                if r.producer_id == 4242 {
+                if r.producer_id == 4242 && !not_coordinator {
                     k.bumps.fetch_add(1, SeqCst);
+                    k.epoch.fetch_add(1, SeqCst);
                 }
                 InitProducerIdResponse {
                     error_code: if not_coordinator {
@@ -95,10 +189,42 @@ fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
                         0
                     },
                     producer_id: 4242,
-                    producer_epoch: 3 + k.bumps.load(SeqCst) as i16,
+                    producer_epoch: k.epoch.load(SeqCst) as i16,
                     ..Default::default()
                 }
             }),
+            ApiKey::ADD_OFFSETS_TO_TXN => {
+                req.answer::<AddOffsetsToTxnRequest>(|_| AddOffsetsToTxnResponse::default())
+            }
+            ApiKey::TXN_OFFSET_COMMIT => {
+                use kafka_blocking::protocol::messages::txn_offset_commit_response::{
+                    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+                };
+                k.offset_commit_versions
+                    .lock()
+                    .expect("lock")
+                    .push(req.version);
+                req.answer::<TxnOffsetCommitRequest>(|r| TxnOffsetCommitResponse {
+                    topics: r
+                        .topics
+                        .iter()
+                        .map(|t| TxnOffsetCommitResponseTopic {
+                            name: t.name.clone(),
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| TxnOffsetCommitResponsePartition {
+                                    partition_index: p.partition_index,
+                                    error_code: 0,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            }
             ApiKey::ADD_PARTITIONS_TO_TXN => {
                 let code = if not_coordinator {
                     ErrorCode::NOT_COORDINATOR
@@ -134,8 +260,27 @@ fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
                 })
             }
             ApiKey::PRODUCE => req.answer::<ProduceRequest>(|r| {
-                // A partition not added to the transaction is refused.
-                let code = if !k.added.load(SeqCst) {
+                for p in r.topic_data.iter().flat_map(|t| &t.partition_data) {
+                    let (producer_id, epoch, base_sequence) =
+                        batch_header(p.records.as_deref().unwrap_or_default());
+                    k.produced.lock().expect("lock").push(Seen {
+                        version: req.version,
+                        transactional_id: r.transactional_id.clone(),
+                        producer_id,
+                        epoch,
+                        base_sequence,
+                    });
+                }
+                // Protocol v2: a transactional Produce v12+ adds its
+                // partitions to the transaction.
+                if tv2 && req.version >= 12 {
+                    k.added.store(true, SeqCst);
+                }
+                // Kafka refuses transactional batches without the id; a
+                // partition not added to the transaction is refused.
+                let code = if r.transactional_id.as_deref() != Some("fake-txn") {
+                    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.0
+                } else if !k.added.load(SeqCst) {
                     ErrorCode::INVALID_TXN_STATE.0
                 } else if k.refuse_produce.swap(false, SeqCst) {
                     ErrorCode::INVALID_RECORD.0
@@ -175,19 +320,32 @@ fn fake_txn_cluster() -> (FakeCluster, Arc<Knobs>) {
                     std::thread::sleep(Duration::from_millis(1_300));
                     return None;
                 }
+                k.end_versions.lock().expect("lock").push(req.version);
                 let code = if not_coordinator {
                     ErrorCode::NOT_COORDINATOR
                 } else if req.node == 1 && k.move_on_end.swap(false, SeqCst) {
                     k.coordinator.store(2, SeqCst);
                     ErrorCode::NOT_COORDINATOR
                 } else {
-                    k.committed.fetch_add(1, SeqCst);
                     k.added.store(false, SeqCst);
                     ErrorCode::NONE
                 };
-                req.answer::<EndTxnRequest>(|_| EndTxnResponse {
-                    error_code: code.0,
-                    ..Default::default()
+                req.answer::<EndTxnRequest>(|r| {
+                    if code.is_ok() && r.committed {
+                        k.committed.fetch_add(1, SeqCst);
+                    }
+                    // EndTxn v5 (protocol v2) bumps the epoch and says so.
+                    let (producer_id, producer_epoch) = if code.is_ok() && req.version >= 5 {
+                        (4242, k.epoch.fetch_add(1, SeqCst) as i16 + 1)
+                    } else {
+                        (-1, -1)
+                    };
+                    EndTxnResponse {
+                        error_code: code.0,
+                        producer_id,
+                        producer_epoch,
+                        ..Default::default()
+                    }
                 })
             }
             _ => None,
@@ -333,6 +491,164 @@ fn a_failed_record_makes_the_commit_abortable_and_the_abort_bumps_the_epoch() {
     send_some(&p);
     p.commit_transaction(Duration::from_secs(10))
         .expect("the next transaction commits");
+}
+
+/// The batches Produce carried since `from` (an index into `produced`).
+fn produced_since(knobs: &Knobs, from: usize) -> Vec<Seen> {
+    knobs.produced.lock().expect("lock")[from..].to_vec()
+}
+
+fn send_offsets(p: &Producer) {
+    use kafka_blocking::consumer::{OffsetAndMetadata, TopicPartition};
+    use kafka_blocking::producer::ConsumerGroupMetadata;
+    p.send_offsets_to_transaction(
+        [(TopicPartition::new("input", 0), OffsetAndMetadata::new(17))],
+        &ConsumerGroupMetadata::new("fake-group"),
+        Duration::from_secs(10),
+    )
+    .expect("send_offsets_to_transaction");
+}
+
+/// Kafka 4.0 with `transaction.version` 2: no AddPartitionsToTxn or
+/// AddOffsetsToTxn (Produce v12 and TxnOffsetCommit v5 add implicitly),
+/// and every EndTxn (v5) bumps the epoch: the next transaction's batches
+/// carry the epoch from its answer, from sequence 0, and an abort needs
+/// no InitProducerId to bump it.
+#[test]
+fn protocol_v2_adds_implicitly_and_takes_each_epoch_from_end_txn() {
+    let (cluster, knobs) = fake_txn_cluster_as(Broker::Kafka4Tv2);
+    let p = producer(&cluster);
+    for round in 0..2i16 {
+        let from = knobs.produced.lock().expect("lock").len();
+        send_some(&p);
+        send_offsets(&p);
+        p.commit_transaction(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("commit {round}: {e}"));
+        let seen = produced_since(&knobs, from);
+        assert!(!seen.is_empty(), "transaction {round} produced nothing");
+        for b in &seen {
+            assert!(b.version >= 12, "transaction {round}: {b:?}");
+            assert_eq!(b.transactional_id.as_deref(), Some("fake-txn"), "{b:?}");
+            assert_eq!(
+                (b.producer_id, b.epoch),
+                (4242, 3 + round),
+                "transaction {round}: the epoch from InitProducerId, then from EndTxn: {b:?}"
+            );
+        }
+        // The partitions start the new epoch at sequence 0 (without the
+        // reset the second transaction's would start at 5).
+        assert_eq!(
+            seen.iter().map(|b| b.base_sequence).min(),
+            Some(0),
+            "transaction {round}: {seen:?}"
+        );
+    }
+    assert_eq!(cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN), 0);
+    assert_eq!(cluster.count(2, ApiKey::ADD_PARTITIONS_TO_TXN), 0);
+    assert_eq!(cluster.count(1, ApiKey::ADD_OFFSETS_TO_TXN), 0);
+    assert_eq!(*knobs.end_versions.lock().expect("lock"), [5, 5]);
+    assert_eq!(*knobs.offset_commit_versions.lock().expect("lock"), [5, 5]);
+    assert_eq!(knobs.committed.load(SeqCst), 2);
+
+    // A refused record: the abort's EndTxn bumps the epoch, no
+    // InitProducerId needed, and the next transaction uses it.
+    knobs.refuse_produce.store(true, SeqCst);
+    p.begin_transaction().expect("begin");
+    let failed = p
+        .send(Record::new(TOPIC).partition(0).value("refused"))
+        .expect("send");
+    assert!(failed.get(Duration::from_secs(10)).is_err());
+    p.abort_transaction(Duration::from_secs(10)).expect("abort");
+    assert_eq!(knobs.bumps.load(SeqCst), 0, "no InitProducerId bump");
+    assert_eq!(*knobs.end_versions.lock().expect("lock"), [5, 5, 5]);
+    let from = knobs.produced.lock().expect("lock").len();
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("the transaction after the abort");
+    let seen = produced_since(&knobs, from);
+    assert!(!seen.is_empty());
+    for b in &seen {
+        assert_eq!((b.epoch, b.version >= 12), (6, true), "{b:?}");
+    }
+    assert_eq!(cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN), 0);
+}
+
+/// Kafka 4.0 without `transaction.version` 2 finalized offers Produce v12
+/// and EndTxn v5 all the same; the client speaks protocol v1 and stays
+/// below them (a v12 transactional Produce or a v5 EndTxn would be read as
+/// protocol v2).
+#[test]
+fn kafka_4_without_the_feature_gets_protocol_v1_below_the_v2_versions() {
+    let (cluster, knobs) = fake_txn_cluster_as(Broker::Kafka4Tv1);
+    let p = producer(&cluster);
+    for round in 0..2 {
+        send_some(&p);
+        send_offsets(&p);
+        p.commit_transaction(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("commit {round}: {e}"));
+    }
+    let seen = produced_since(&knobs, 0);
+    assert!(!seen.is_empty());
+    for b in &seen {
+        assert_eq!(
+            (b.version, b.epoch, b.transactional_id.as_deref()),
+            (11, 3, Some("fake-txn")),
+            "one epoch for both transactions, Produce v11: {b:?}"
+        );
+    }
+    assert!(cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN) >= 2);
+    assert_eq!(cluster.count(1, ApiKey::ADD_OFFSETS_TO_TXN), 2);
+    assert_eq!(*knobs.end_versions.lock().expect("lock"), [4, 4]);
+    assert_eq!(*knobs.offset_commit_versions.lock().expect("lock"), [4, 4]);
+    assert_eq!(knobs.committed.load(SeqCst), 2);
+}
+
+/// A cluster that finalizes `transaction.version` 2 while the producer
+/// runs: at the end of the first transaction that sees it (on a new
+/// connection to the coordinator) the producer bumps its epoch with
+/// InitProducerId and speaks protocol v2 from the next one, as the Java
+/// 4.0 client does.
+#[test]
+fn a_feature_upgrade_switches_to_protocol_v2_at_a_transaction_end() {
+    let (cluster, knobs) = fake_txn_cluster_as(Broker::Kafka4Tv1);
+    let p = producer(&cluster);
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("a commit in protocol v1");
+    let added = cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN);
+    assert!(added >= 1);
+    // The upgrade; the client sees it when its coordinator connection is
+    // replaced (here: EndTxn hangs past the request timeout, and the
+    // resumed commit connects again).
+    knobs.finalize_tv2.store(true, SeqCst);
+    send_some(&p);
+    knobs.hang_end.store(true, SeqCst);
+    let e = p
+        .commit_transaction(Duration::from_millis(2_500))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    knobs.hang_end.store(false, SeqCst);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("the resumed commit, still protocol v1");
+    assert_eq!(knobs.bumps.load(SeqCst), 1, "the epoch bump before v2");
+    assert_eq!(knobs.epoch.load(SeqCst), 4);
+    let from = knobs.produced.lock().expect("lock").len();
+    let ends = knobs.end_versions.lock().expect("lock").len();
+    send_some(&p);
+    p.commit_transaction(Duration::from_secs(10))
+        .expect("a commit in protocol v2");
+    let seen = produced_since(&knobs, from);
+    assert!(!seen.is_empty());
+    for b in &seen {
+        assert_eq!((b.version, b.epoch), (12, 4), "{b:?}");
+    }
+    assert_eq!(
+        cluster.count(1, ApiKey::ADD_PARTITIONS_TO_TXN),
+        added + 1,
+        "only the second (v1) transaction added its partitions"
+    );
+    assert_eq!(knobs.end_versions.lock().expect("lock")[ends..], [5]);
+    assert_eq!(knobs.committed.load(SeqCst), 3);
 }
 
 /// The admin client lists transactional ids from every broker and

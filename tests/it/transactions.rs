@@ -1,7 +1,8 @@
 //! Transactions against the real broker: commit, abort, offsets in a
-//! transaction, fencing. (Tansu writes commit/abort markers but does not
-//! report aborted transactions in Fetch, so the assertion that aborted
-//! records stay hidden needs real Kafka.)
+//! transaction, fencing. (Tansu writes commit/abort markers, when Produce
+//! carries the transactional id, but does not report aborted transactions
+//! in Fetch, so the assertions that aborted records stay hidden from
+//! read_committed readers need real Kafka.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -394,26 +395,70 @@ fn finish(mut child: std::process::Child, limit: Duration) -> (Option<i32>, Stri
         if std::time::Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the pipeline did not finish within {limit:?}");
+            let mut said = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut said);
+            }
+            panic!("the pipeline did not finish within {limit:?}; it said: {said}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// What [`run_pipeline`] left: its topics and group, and how many inputs.
+/// What [`run_pipeline`] left: its topics and group, how many inputs, and
+/// the seed its crash points came from (for the failure messages).
 struct PipelineRun {
     input: String,
     output: String,
     group: String,
     n: i64,
+    seed: u64,
 }
 
-/// Runs the exactly-once pipeline over `N` numbers: crashed
-/// (std::process::abort) in the middle of a transaction five times, then
-/// as two instances with the same transactional id (one is fenced), then
-/// to the end.
+/// The pipeline's seed: `EOS_PIPELINE_SEED` if set (to reproduce a run),
+/// else the clock. Printed either way (shown when a test fails).
+fn pipeline_seed() -> u64 {
+    let seed = match std::env::var("EOS_PIPELINE_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("EOS_PIPELINE_SEED={s:?} is not a u64")),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    };
+    println!(
+        "exactly-once pipeline seed {seed} (EOS_PIPELINE_SEED={seed} reproduces its crash points)"
+    );
+    seed
+}
+
+/// splitmix64: the next number of the sequence `state` walks.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Runs the exactly-once pipeline over `N` = 100,000 numbers in
+/// transactions of `BATCH`: crashed (std::process::abort) in the middle of
+/// a transaction five times at random points (seeded, see
+/// [`pipeline_seed`]), then as two instances with the same transactional
+/// id (the later one fences the earlier), then to the end.
 fn run_pipeline() -> PipelineRun {
-    const N: i64 = 2_000;
+    const N: i64 = 100_000;
+    const BATCH: u64 = 100;
+    let seed = pipeline_seed();
+    let mut rng = seed;
+    // Each crash run sends at most N/6 records, so the five together leave
+    // at least N/6 unprocessed: every run has enough input to reach its
+    // crash point, and the two instances have work to be fenced in.
+    let crashes: Vec<u64> = (0..5)
+        .map(|_| 1 + splitmix(&mut rng) % (N as u64 / 6))
+        .collect();
+    println!("crash points (records sent by each crashing run): {crashes:?}");
     let input = unique_topic("eos-numbers");
     let output = unique_topic("eos-doubled");
     let c = client();
@@ -439,7 +484,8 @@ fn run_pipeline() -> PipelineRun {
     // A crashed member holds its partitions for the session timeout: short
     // on the local broker (real Kafka's minimum is 6 s).
     let session = if cfg!(kafka_external) { "6000" } else { "1500" };
-    let args = |extra: &[&'static str]| -> Vec<String> {
+    let batch = BATCH.to_string();
+    let args = |extra: &[String]| -> Vec<String> {
         let mut a: Vec<String> = [
             servers.as_str(),
             "--session-timeout-ms",
@@ -453,53 +499,65 @@ fn run_pipeline() -> PipelineRun {
             "--transactional-id",
             &id,
             "--batch",
-            "50",
+            &batch,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(extra.iter().cloned());
         a
     };
-    let run = |extra: &[&'static str]| {
+    let run = |extra: &[String]| {
         let a = args(extra);
         pipeline(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    let limit = Duration::from_secs(60);
-    // Crash points that fall inside a transaction of 50 records.
-    for k in ["37", "121", "260", "18", "199"] {
-        let (code, said) = finish(run(&["--crash-after", k]), limit);
-        assert_eq!(code, None, "crash run {k}: killed by SIGABRT: {said}");
+    let idle = ["--idle-exit".to_string(), "2".to_string()];
+    let limit = Duration::from_secs(180);
+    let started = std::time::Instant::now();
+    for (i, k) in crashes.iter().enumerate() {
+        println!("{:?}: crash run {i}", started.elapsed());
+        let (code, said) = finish(run(&["--crash-after".into(), k.to_string()]), limit);
+        assert_eq!(
+            code, None,
+            "crash run {i} (seed {seed}, after {k}): killed by SIGABRT: {said}"
+        );
         assert!(said.contains("crashing mid-transaction"), "{said}");
     }
     // Two instances with the same transactional id: the later init fences
-    // the earlier one, which stops.
-    let first = run(&["--idle-exit", "2"]);
+    // the earlier one, which stops (exit code 2). (Not between crash runs:
+    // the one left runs to the end.)
+    println!("{:?}: two instances", started.elapsed());
+    let first = run(&idle);
     std::thread::sleep(Duration::from_millis(300));
-    let second = run(&["--idle-exit", "2"]);
+    let second = run(&idle);
     let outcomes = [finish(first, limit), finish(second, limit)];
     assert!(
-        outcomes.iter().any(|(c, _)| *c != Some(0)),
-        "one of two instances with the same transactional id must be fenced: {outcomes:?}"
+        outcomes.iter().any(|(c, _)| *c == Some(2)),
+        "one of two instances with the same transactional id must be fenced (seed {seed}): {outcomes:?}"
     );
     // And once more to the end (the fenced one may have left work).
-    let (code, said) = finish(run(&["--idle-exit", "2"]), limit);
-    assert_eq!(code, Some(0), "{said}");
+    println!("{:?}: last run", started.elapsed());
+    let (code, said) = finish(run(&idle), limit);
+    assert_eq!(code, Some(0), "seed {seed}: {said}");
+    println!("{:?}: done", started.elapsed());
     PipelineRun {
         input,
         output,
         group,
         n: N,
+        seed,
     }
 }
 
-/// Through crashes and fencing the pipeline loses nothing: the group's
-/// committed offsets cover every input record, and every input appears
-/// doubled in the output. (That nothing appears twice to a
-/// read_committed reader is the next test: it needs a broker that
-/// reports aborted transactions.)
+/// Through crashes and fencing the pipeline commits each input exactly
+/// once: the group's committed offsets cover every input record, every
+/// input appears doubled in the output, and the log read by hand (a record
+/// counts only when its producer's COMMIT marker follows) holds each
+/// doubled value exactly once, with the crashed transactions' records
+/// behind ABORT markers. (That a read_committed reader sees the same is
+/// the next test: it needs a broker that reports aborted transactions.)
 #[test]
-fn the_exactly_once_pipeline_loses_nothing_through_crashes_and_fencing() {
+fn the_exactly_once_pipeline_commits_each_input_once_through_crashes_and_fencing() {
     let run = run_pipeline();
     let mut consumer = committed_reader()
         .group_id(&run.group)
@@ -515,7 +573,8 @@ fn the_exactly_once_pipeline_loses_nothing_through_crashes_and_fencing() {
     }
     assert_eq!(
         committed, run.n,
-        "the input offsets committed in transactions"
+        "the input offsets committed in transactions (seed {})",
+        run.seed
     );
     let mut seen: Vec<i64> = crate::harness::fetch_all(&client(), &run.output)
         .iter()
@@ -527,35 +586,97 @@ fn the_exactly_once_pipeline_loses_nothing_through_crashes_and_fencing() {
                 .expect("a number")
         })
         .collect();
+    // Each crash flushed its open transaction's records before aborting
+    // the process, and a later run wrote them again: the log (read
+    // uncommitted, aborted records included) holds more than N.
+    assert!(
+        seen.len() as i64 > run.n,
+        "the crashes left records of open transactions in the log: {} records for {} inputs (seed {})",
+        seen.len(),
+        run.n,
+        run.seed
+    );
     seen.sort_unstable();
     seen.dedup();
     let want: Vec<i64> = (0..run.n).map(|i| i * 2).collect();
-    assert_eq!(seen, want, "every input doubled, none lost");
+    assert!(
+        seen == want,
+        "every input doubled, none lost (seed {}): {}",
+        run.seed,
+        differences(&seen, &want)
+    );
+    let (from_log, aborted) = committed_values(&run.output);
+    assert!(
+        from_log == want,
+        "each input doubled exactly once (log, seed {}): {}",
+        run.seed,
+        differences(&from_log, &want)
+    );
+    assert!(
+        aborted > 0,
+        "the crashes left aborted records in the log (seed {})",
+        run.seed
+    );
 }
 
-/// Exactly once: a read_committed reader of the output sees each input
-/// doubled exactly once, and so does the log read by hand (records count
-/// only when their producer's COMMIT marker follows).
+/// Exactly once as a user reads it: a read_committed reader of the
+/// output sees each input doubled exactly once (the crashed transactions'
+/// records hidden).
 #[test]
 #[cfg_attr(
     not(kafka_external),
-    ignore = "Tansu neither writes transaction markers into the partitions nor reports aborted transactions in Fetch: set KAFKA_BOOTSTRAP_SERVERS to a real Kafka"
+    ignore = "Tansu does not report aborted transactions in Fetch, so read_committed readers get aborted records: set KAFKA_BOOTSTRAP_SERVERS to a real Kafka"
 )]
-fn the_exactly_once_pipeline_doubles_each_input_exactly_once() {
+fn the_exactly_once_pipeline_output_reads_exactly_once_with_read_committed() {
     let run = run_pipeline();
     let want: Vec<i64> = (0..run.n).map(|i| i * 2).collect();
-    let (from_log, aborted) = committed_values(&run.output);
-    assert_eq!(from_log, want, "each input doubled exactly once (log)");
-    assert!(aborted > 0, "the crashes left aborted records in the log");
     let mut read: Vec<i64> = read_committed(&run.output, 3)
         .iter()
         .map(|v| v.parse().expect("a number"))
         .collect();
     read.sort_unstable();
-    assert_eq!(
-        read, want,
-        "each input doubled exactly once (read_committed)"
+    assert!(
+        read == want,
+        "each input doubled exactly once (read_committed, seed {}): {}",
+        run.seed,
+        differences(&read, &want)
     );
+}
+
+/// What tells sorted `got` from sorted `want`: how many values are
+/// missing and how many extra (duplicates included), with the first few
+/// of each (100,000 values are too many for `assert_eq!`'s message).
+fn differences(got: &[i64], want: &[i64]) -> String {
+    let (mut missing, mut extra) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < got.len() || j < want.len() {
+        match (got.get(i), want.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a > b => {
+                missing.push(*b);
+                j += 1;
+            }
+            (Some(a), _) => {
+                extra.push(*a);
+                i += 1;
+            }
+            (None, Some(b)) => {
+                missing.push(*b);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    format!(
+        "{} missing (first {:?}), {} extra (first {:?})",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        extra.len(),
+        &extra[..extra.len().min(10)]
+    )
 }
 
 /// `kcat -P -X transactional.id=...` writes all of stdin in one

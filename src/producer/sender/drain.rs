@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::net::{Completion, Reply};
 use crate::producer::accumulator::OpenBatch;
 use crate::producer::config::Acks;
+use crate::producer::transaction::Transactions;
 use crate::producer::wire::{produce_frame, PartitionBatch};
 use crate::protocol::messages::ProduceRequest;
 use crate::protocol::{ApiKey, Message, Request};
@@ -125,9 +126,19 @@ impl SenderThread {
         // The transaction's lock is held over the drain, so it cannot end
         // (and its partition set be cleared) between the look and the take.
         let txn_guard = txn.as_ref().map(|t| t.lock());
+        // The producer id or epoch changed since this turn followed it (an
+        // EndTxn of protocol v2 gives a new epoch, an abort may bump it):
+        // the new transaction's batches wait for the next turn, which
+        // stamps them with the new one.
+        let stale = txn_guard
+            .as_ref()
+            .is_some_and(|g| g.producer_id() != self.pid);
         let added = txn_guard.as_ref().map(|g| &g.partitions);
         let mut new_in_txn: Vec<(Arc<str>, i32)> = Vec::new();
         let (drained, next_linger) = self.acc.drain(now, |topic, p, size| {
+            if stale {
+                return false;
+            }
             if let Some(added) = added {
                 // A partition's first batch of a transaction waits for
                 // AddPartitionsToTxn (one request per drain).
@@ -163,7 +174,7 @@ impl SenderThread {
         if unknown_leader {
             self.cluster.request_update();
         }
-        let mut next_linger = next_linger;
+        let mut next_linger = if stale { Some(now) } else { next_linger };
         if let (Some(t), false) = (&txn, new_in_txn.is_empty()) {
             match t.add_partitions(&new_in_txn, self.cfg.client.request_timeout) {
                 // Drain them on the next turn of the loop, at once.
@@ -297,9 +308,15 @@ impl SenderThread {
             .cluster
             .connection(broker, Purpose::Produce)
             .and_then(|conn| {
-                // Record batches v2 need Produce v3 or newer (Kafka 0.11+).
+                // Record batches v2 need Produce v3 or newer (Kafka 0.11+);
+                // a transaction of protocol v1 stays below v12 (KIP-890).
+                let max = self
+                    .txn
+                    .as_deref()
+                    .map_or(i16::MAX, Transactions::produce_max_version)
+                    .min(ProduceRequest::MAX_VERSION);
                 let version = match conn.known_versions() {
-                    Some(v) => v.pick(ApiKey::PRODUCE, (3, ProduceRequest::MAX_VERSION))?,
+                    Some(v) => v.pick(ApiKey::PRODUCE, (3, max))?,
                     None => {
                         return Err(Error::new(
                             ErrorKind::Disconnected,
@@ -318,6 +335,7 @@ impl SenderThread {
                 let (first, rest) = produce_frame(
                     version,
                     self.cfg.client.client_id(),
+                    self.txn.as_deref().map(Transactions::id),
                     acks.as_i16(),
                     timeout_ms,
                     &parts,

@@ -8,15 +8,29 @@
 //! thread (which reads the producer id, adds partitions to the open
 //! transaction before their first batch, batched per drain, and reports
 //! batches that failed). `send` only reads an atomic copy of the state: no
-//! lock per record. This speaks transaction protocol version 1 (partitions
-//! added with AddPartitionsToTxn, one epoch per producer session); the
-//! KIP-890 part 2 protocol is not used, which every broker that offers it
-//! still accepts.
+//! lock per record.
+//!
+//! Two transaction protocols, chosen at `init_transactions` from the
+//! coordinator's ApiVersions answer as the Java 4.0 client does
+//! ([`speaks_protocol_v2`]), and looked at again at the end of every
+//! transaction (a cluster that finalized the feature since is seen on a new
+//! connection; the move to v2 bumps the epoch first):
+//! - version 1 (every broker since 0.11): AddPartitionsToTxn before a
+//!   partition's first batch, AddOffsetsToTxn before TxnOffsetCommit, one
+//!   epoch for the producer's life (bumped only to recover, KIP-360); the
+//!   requests are capped at the versions before KIP-890 part 2 (Produce
+//!   v11, TxnOffsetCommit v4, EndTxn v4), which such brokers would read as
+//!   version 2;
+//! - version 2 (KIP-890 part 2: Kafka 4.0+ with the finalized feature
+//!   `transaction.version` at 2 or more): Produce v12+ adds a batch's
+//!   partition to the transaction, TxnOffsetCommit v5+ adds the group, and
+//!   EndTxn v5+ bumps the epoch at the end of every transaction (its answer
+//!   carries the producer id and epoch the next transaction uses).
 
 pub(crate) mod state;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +48,7 @@ use crate::protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest,
     TxnOffsetCommitRequest,
 };
-use crate::protocol::{ErrorCode, Request};
+use crate::protocol::{ApiKey, BrokerVersions, ErrorCode, Request};
 use crate::{OffsetAndMetadata, TopicPartition};
 
 pub use state::TransactionState;
@@ -84,6 +98,31 @@ const CONCURRENT_BACKOFF: Duration = Duration::from_millis(20);
 /// AddPartitionsToTxn v4 and later are for brokers only (KIP-890).
 const ADD_PARTITIONS_CLIENT_MAX: i16 = 3;
 
+/// The last versions before transaction protocol v2: a broker that offers
+/// v2 reads anything newer as a request of protocol v2.
+const PRODUCE_V1_MAX: i16 = 11;
+const TXN_OFFSET_COMMIT_V1_MAX: i16 = 4;
+const END_TXN_V1_MAX: i16 = 4;
+
+/// The first versions of transaction protocol v2 (KIP-890 part 2).
+const PRODUCE_V2_MIN: i16 = 12;
+const TXN_OFFSET_COMMIT_V2_MIN: i16 = 5;
+const END_TXN_V2_MIN: i16 = 5;
+
+/// Whether a coordinator that answered ApiVersions with `versions` speaks
+/// transaction protocol v2: the cluster finalized `transaction.version` 2
+/// or more (as the Java 4.0 client checks), and the broker offers the
+/// requests that carry it (Produce v12, TxnOffsetCommit v5, EndTxn v5).
+pub(crate) fn speaks_protocol_v2(versions: &BrokerVersions) -> bool {
+    let offers = |key: ApiKey, min: i16| versions.max_version(key).is_some_and(|v| v >= min);
+    versions
+        .finalized_feature("transaction.version")
+        .is_some_and(|level| level >= 2)
+        && offers(ApiKey::PRODUCE, PRODUCE_V2_MIN)
+        && offers(ApiKey::TXN_OFFSET_COMMIT, TXN_OFFSET_COMMIT_V2_MIN)
+        && offers(ApiKey::END_TXN, END_TXN_V2_MIN)
+}
+
 /// Transaction state shared by the producer handle and its sender thread.
 pub(crate) struct Transactions {
     id: String,
@@ -91,6 +130,10 @@ pub(crate) struct Transactions {
     cluster: Arc<Cluster>,
     /// A copy of the state for `send` (no lock per record).
     hot: AtomicU8,
+    /// Transaction protocol v2 (KIP-890 part 2) is in use; set by
+    /// `init_transactions` and at a transaction's end (never while one is
+    /// open), read by the sender for each Produce.
+    v2: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -109,6 +152,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The producer id and epoch the transaction's batches carry.
+    pub(crate) fn producer_id(&self) -> Option<ProducerId> {
+        self.pid
+    }
+
     /// Whether the coordinator knows of the open transaction (something
     /// was added to it); an empty transaction ends without EndTxn.
     fn started(&self) -> bool {
@@ -123,6 +171,7 @@ impl Transactions {
             timeout_ms,
             cluster,
             hot: AtomicU8::new(TransactionState::Uninitialized.as_u8()),
+            v2: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 machine: Machine::new(),
                 pid: None,
@@ -131,6 +180,26 @@ impl Transactions {
                 partitions: HashSet::new(),
                 offsets_added: false,
             }),
+        }
+    }
+
+    /// The transactional id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether transaction protocol v2 (KIP-890 part 2) is in use.
+    pub(crate) fn protocol_v2(&self) -> bool {
+        self.v2.load(Ordering::Acquire)
+    }
+
+    /// The highest Produce version the transaction's batches may go in:
+    /// v12 and later mean protocol v2 to a broker that offers it.
+    pub(crate) fn produce_max_version(&self) -> i16 {
+        if self.protocol_v2() {
+            i16::MAX
+        } else {
+            PRODUCE_V1_MAX
         }
     }
 
@@ -238,16 +307,19 @@ impl Transactions {
         let deadline = deadline(timeout);
         match self.init_producer_id(deadline, None) {
             Ok(pid) => {
+                let v2 = self.coordinator_speaks_v2();
+                self.v2.store(v2, Ordering::Release);
                 let mut inner = self.inner.lock();
                 inner.pid = Some(pid);
                 inner.need_bump = false;
                 inner.machine.transition(TransactionState::Ready)?;
                 self.publish(&inner);
                 log::info!(
-                    "transactional id `{}`: producer id {} epoch {}",
+                    "transactional id `{}`: producer id {} epoch {}, transaction protocol v{}",
                     self.id,
                     pid.id,
-                    pid.epoch
+                    pid.epoch,
+                    if v2 { 2 } else { 1 }
                 );
                 Ok(())
             }
@@ -273,7 +345,8 @@ impl Transactions {
     }
 
     /// `send_offsets_to_transaction`: AddOffsetsToTxn to the transaction
-    /// coordinator, then TxnOffsetCommit to the group's coordinator.
+    /// coordinator, then TxnOffsetCommit to the group's coordinator (with
+    /// protocol v2, TxnOffsetCommit alone: it adds the group).
     pub(crate) fn send_offsets(
         &self,
         offsets: &[(TopicPartition, OffsetAndMetadata)],
@@ -288,9 +361,15 @@ impl Transactions {
                 .ok_or_else(|| Error::new(ErrorKind::InvalidState, "no producer id"))?
         };
         let deadline = deadline(timeout);
-        let result = self
-            .add_offsets(pid, &group.group_id, deadline)
-            .and_then(|()| self.txn_offset_commit(pid, offsets, group, deadline));
+        let added = if self.protocol_v2() {
+            // The coordinator may know of the transaction from here on,
+            // whatever the answer: it must end with EndTxn.
+            self.inner.lock().offsets_added = true;
+            Ok(())
+        } else {
+            self.add_offsets(pid, &group.group_id, deadline)
+        };
+        let result = added.and_then(|()| self.txn_offset_commit(pid, offsets, group, deadline));
         self.settle(result, "send_offsets_to_transaction()")
     }
 
@@ -311,16 +390,20 @@ impl Transactions {
             }
         }
         let result = if self.inner.lock().started() {
-            self.end_txn(true, deadline)
+            self.end_txn(true, deadline).map(|_| ())
         } else {
             Ok(())
         };
+        if result.is_ok() {
+            self.maybe_switch_protocol(deadline);
+        }
         self.finish_end(result, "commit_transaction()")
     }
 
     /// `abort_transaction`: fails what is not sent yet, waits for what is
     /// in flight, EndTxn(abort), and bumps the epoch when a batch with a
-    /// sequence failed. A timeout leaves the state at `Aborting`.
+    /// sequence failed (protocol v2: EndTxn bumped it). A timeout leaves
+    /// the state at `Aborting`.
     pub(crate) fn abort(
         &self,
         timeout: Duration,
@@ -333,9 +416,14 @@ impl Transactions {
             self.end_txn(false, deadline)
         } else {
             // The coordinator knows of no transaction: nothing to end.
-            Ok(())
+            Ok(false)
         };
-        let result = result.and_then(|()| {
+        let result = result.and_then(|bumped| {
+            if bumped {
+                // Protocol v2: EndTxn gave a new epoch, the partitions
+                // start again at sequence 0.
+                self.inner.lock().need_bump = false;
+            }
             if !self.inner.lock().need_bump {
                 return Ok(());
             }
@@ -351,6 +439,9 @@ impl Transactions {
             );
             Ok(())
         });
+        if result.is_ok() {
+            self.maybe_switch_protocol(deadline);
+        }
         self.finish_end(result, "abort_transaction()")
     }
 
@@ -414,7 +505,8 @@ impl Transactions {
     /// AddPartitionsToTxn for the partitions about to get their first
     /// batch of the transaction (the sender calls this once per drain).
     /// On success they count as added; failures move the transaction to
-    /// an abortable or fatal error.
+    /// an abortable or fatal error. With protocol v2 no request: the
+    /// batch's Produce adds its partition, so they count as added at once.
     pub(crate) fn add_partitions(
         &self,
         parts: &[(Arc<str>, i32)],
@@ -423,6 +515,18 @@ impl Transactions {
         let Some(pid) = self.producer_id() else {
             return Err(Error::new(ErrorKind::InvalidState, "no producer id"));
         };
+        if self.protocol_v2() {
+            let mut inner = self.inner.lock();
+            // Only while the transaction is open or committing (a drain
+            // may race its end).
+            if matches!(
+                inner.machine.state(),
+                TransactionState::InTransaction | TransactionState::Committing
+            ) {
+                inner.partitions.extend(parts.iter().cloned());
+            }
+            return Ok(());
+        }
         let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
         for (t, p) in parts {
             match topics.iter_mut().find(|x| x.name == **t) {
@@ -572,11 +676,16 @@ impl Transactions {
             }
             r
         };
+        let max_version = if self.protocol_v2() {
+            i16::MAX
+        } else {
+            TXN_OFFSET_COMMIT_V1_MAX
+        };
         self.call(
             CoordinatorKey::Group(&group.group_id),
             "TxnOffsetCommit",
             deadline,
-            i16::MAX,
+            max_version,
             build,
             |r| {
                 r.topics
@@ -590,7 +699,9 @@ impl Transactions {
         .map(|_| ())
     }
 
-    fn end_txn(&self, commit: bool, deadline: Instant) -> Result<()> {
+    /// EndTxn; returns whether the answer carried a new producer id and
+    /// epoch (protocol v2, EndTxn v5+), which the next transaction uses.
+    fn end_txn(&self, commit: bool, deadline: Instant) -> Result<bool> {
         let Some(pid) = self.producer_id() else {
             return Err(Error::new(ErrorKind::InvalidState, "no producer id"));
         };
@@ -601,14 +712,81 @@ impl Transactions {
             committed: commit,
             ..Default::default()
         };
-        self.txn_call(
+        let max_version = if self.protocol_v2() {
+            i16::MAX
+        } else {
+            END_TXN_V1_MAX
+        };
+        let r = self.txn_call(
             "EndTxn",
             deadline,
-            i16::MAX,
+            max_version,
             |_| request.clone(),
             |r| ErrorCode(r.error_code),
-        )
-        .map(|_| ())
+        )?;
+        // v4 and older answer -1 (the field's default).
+        if r.producer_id < 0 || r.producer_epoch < 0 {
+            return Ok(false);
+        }
+        let new = ProducerId {
+            id: r.producer_id,
+            epoch: r.producer_epoch,
+        };
+        // The sender follows the change: the next transaction's batches
+        // carry the new epoch, from sequence 0.
+        self.inner.lock().pid = Some(new);
+        log::debug!(
+            "transactional id `{}`: EndTxn gave producer id {} epoch {}",
+            self.id,
+            new.id,
+            new.epoch
+        );
+        Ok(true)
+    }
+
+    /// At a transaction's end, as the Java 4.0 client: if the coordinator's
+    /// answer to ApiVersions now says otherwise than at init (the cluster
+    /// finalized `transaction.version` 2 since, seen on a new connection),
+    /// the next transaction uses the other protocol. Moving to v2 first
+    /// bumps the epoch (InitProducerId with the current one, KIP-360), so
+    /// nothing of a v1 transaction counts in a v2 one; if that fails the
+    /// producer stays on v1 and tries again at the next end.
+    fn maybe_switch_protocol(&self, deadline: Instant) {
+        let now_v2 = self.coordinator_speaks_v2();
+        if now_v2 == self.protocol_v2() {
+            return;
+        }
+        if now_v2 {
+            let pid = self.inner.lock().pid;
+            match self.init_producer_id(deadline, pid) {
+                Ok(new) => self.inner.lock().pid = Some(new),
+                Err(e) => {
+                    log::warn!(
+                        "transactional id `{}`: the coordinator now offers transaction protocol v2, but the epoch bump before it failed: {e}",
+                        self.id
+                    );
+                    return;
+                }
+            }
+        }
+        self.v2.store(now_v2, Ordering::Release);
+        log::info!(
+            "transactional id `{}`: transaction protocol v{} from the next transaction",
+            self.id,
+            if now_v2 { 2 } else { 1 }
+        );
+    }
+
+    /// Whether the transaction coordinator speaks protocol v2 (see
+    /// [`speaks_protocol_v2`]); false when it cannot be asked.
+    fn coordinator_speaks_v2(&self) -> bool {
+        let Some(node) = self.inner.lock().txn_coordinator else {
+            return false;
+        };
+        self.cluster
+            .connection(node, Purpose::General)
+            .and_then(|c| c.versions())
+            .is_ok_and(|v| speaks_protocol_v2(&v))
     }
 
     fn txn_call<R: Request>(
@@ -786,4 +964,52 @@ fn left(deadline: Instant) -> Duration {
 
 fn pause(d: Duration, deadline: Instant) {
     std::thread::sleep(d.min(left(deadline)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Kafka 4.0 coordinator's ranges for the APIs that carry the
+    /// protocol, with `transaction.version` finalized at `level` (`None`:
+    /// not reported, as before Kafka 3.8 or on Tansu).
+    fn coordinator(
+        produce: i16,
+        txn_offset_commit: i16,
+        end_txn: i16,
+        level: Option<i16>,
+    ) -> BrokerVersions {
+        BrokerVersions::new([
+            (ApiKey::PRODUCE.0, 3, produce),
+            (ApiKey::TXN_OFFSET_COMMIT.0, 0, txn_offset_commit),
+            (ApiKey::END_TXN.0, 0, end_txn),
+        ])
+        .with_finalized_features(level.map(|l| ("transaction.version".to_owned(), l)))
+    }
+
+    #[test]
+    fn protocol_v2_needs_the_feature_and_the_versions_that_carry_it() {
+        assert!(speaks_protocol_v2(&coordinator(12, 5, 5, Some(2))));
+        assert!(speaks_protocol_v2(&coordinator(13, 5, 5, Some(3))));
+        // Kafka 4.0 with transaction.version left at 0 or 1 (an upgraded
+        // cluster that has not finalized it): protocol v1.
+        assert!(!speaks_protocol_v2(&coordinator(12, 5, 5, Some(1))));
+        assert!(!speaks_protocol_v2(&coordinator(12, 5, 5, Some(0))));
+        assert!(!speaks_protocol_v2(&coordinator(12, 5, 5, None)));
+        // Tansu 0.6 (Produce v11, TxnOffsetCommit v4, EndTxn v4), Kafka 3.9.
+        assert!(!speaks_protocol_v2(&coordinator(11, 4, 4, None)));
+        assert!(!speaks_protocol_v2(&coordinator(11, 4, 4, Some(2))));
+        // The feature without one of the requests that carry it.
+        assert!(!speaks_protocol_v2(&coordinator(11, 5, 5, Some(2))));
+        assert!(!speaks_protocol_v2(&coordinator(12, 4, 5, Some(2))));
+        assert!(!speaks_protocol_v2(&coordinator(12, 5, 4, Some(2))));
+        // Another feature's level does not count.
+        let other = BrokerVersions::new([
+            (ApiKey::PRODUCE.0, 3, 12),
+            (ApiKey::TXN_OFFSET_COMMIT.0, 0, 5),
+            (ApiKey::END_TXN.0, 0, 5),
+        ])
+        .with_finalized_features([("group.version".to_owned(), 2)]);
+        assert!(!speaks_protocol_v2(&other));
+    }
 }

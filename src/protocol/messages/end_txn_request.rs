@@ -11,9 +11,6 @@ use crate::Result;
 
 /// The request of API key 26 (`EndTxn`): versions 0 to 5, flexible from 3.
 ///
-/// The schema marks version 5 unstable, so it is left out of
-/// [`SUPPORTED_APIS`](super::SUPPORTED_APIS).
-///
 /// See <https://kafka.apache.org/protocol.html#The_Messages_EndTxn>.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EndTxnRequest {

@@ -327,7 +327,7 @@ impl ApiKey {
 /// version)`, sorted by key: what to compare with a broker's
 /// `ApiVersionsResponse`. Versions the schemas mark unstable are left out.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::PRODUCE, 0, 11),
+    (ApiKey::PRODUCE, 0, 12),
     (ApiKey::FETCH, 0, 17),
     (ApiKey::LIST_OFFSETS, 0, 10),
     (ApiKey::METADATA, 0, 12),
@@ -349,9 +349,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OFFSET_FOR_LEADER_EPOCH, 0, 4),
     (ApiKey::ADD_PARTITIONS_TO_TXN, 0, 5),
     (ApiKey::ADD_OFFSETS_TO_TXN, 0, 4),
-    (ApiKey::END_TXN, 0, 4),
+    (ApiKey::END_TXN, 0, 5),
     (ApiKey::WRITE_TXN_MARKERS, 0, 1),
-    (ApiKey::TXN_OFFSET_COMMIT, 0, 4),
+    (ApiKey::TXN_OFFSET_COMMIT, 0, 5),
     (ApiKey::DESCRIBE_ACLS, 0, 3),
     (ApiKey::CREATE_ACLS, 0, 3),
     (ApiKey::DELETE_ACLS, 0, 3),

@@ -12,7 +12,7 @@ use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Messag
 use crate::Bytes;
 use crate::Result;
 
-/// The request of API key 0 (`Produce`): versions 0 to 11, flexible from 9.
+/// The request of API key 0 (`Produce`): versions 0 to 12, flexible from 9.
 ///
 /// See <https://kafka.apache.org/protocol.html#The_Messages_Produce>.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -32,7 +32,7 @@ pub struct ProduceRequest {
 
 impl Message for ProduceRequest {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -103,7 +103,7 @@ impl Arbitrary for ProduceRequest {
     }
 }
 
-/// `TopicProduceData` (versions 0-11): an element of [`ProduceRequest::topic_data`].
+/// `TopicProduceData` (versions 0-12): an element of [`ProduceRequest::topic_data`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicProduceData {
     /// `Name` (versions 0+).
@@ -117,7 +117,7 @@ pub struct TopicProduceData {
 
 impl Message for TopicProduceData {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -163,7 +163,7 @@ impl Arbitrary for TopicProduceData {
     }
 }
 
-/// `PartitionProduceData` (versions 0-11): an element of [`TopicProduceData::partition_data`].
+/// `PartitionProduceData` (versions 0-12): an element of [`TopicProduceData::partition_data`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PartitionProduceData {
     /// `Index` (versions 0+).
@@ -177,7 +177,7 @@ pub struct PartitionProduceData {
 
 impl Message for PartitionProduceData {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {

@@ -11,7 +11,7 @@ use crate::protocol::primitives::{
 use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
-/// The response of API key 0 (`Produce`): versions 0 to 11, flexible from 9.
+/// The response of API key 0 (`Produce`): versions 0 to 12, flexible from 9.
 ///
 /// See <https://kafka.apache.org/protocol.html#The_Messages_Produce>.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,7 +29,7 @@ pub struct ProduceResponse {
 
 impl Message for ProduceResponse {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -106,7 +106,7 @@ impl Arbitrary for ProduceResponse {
     }
 }
 
-/// `TopicProduceResponse` (versions 0-11): an element of [`ProduceResponse::responses`].
+/// `TopicProduceResponse` (versions 0-12): an element of [`ProduceResponse::responses`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TopicProduceResponse {
     /// `Name` (versions 0+).
@@ -120,7 +120,7 @@ pub struct TopicProduceResponse {
 
 impl Message for TopicProduceResponse {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -167,7 +167,7 @@ impl Arbitrary for TopicProduceResponse {
     }
 }
 
-/// `PartitionProduceResponse` (versions 0-11): an element of [`TopicProduceResponse::partition_responses`].
+/// `PartitionProduceResponse` (versions 0-12): an element of [`TopicProduceResponse::partition_responses`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionProduceResponse {
     /// `Index` (versions 0+).
@@ -209,7 +209,7 @@ impl Default for PartitionProduceResponse {
 
 impl Message for PartitionProduceResponse {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -327,7 +327,7 @@ impl Arbitrary for PartitionProduceResponse {
     }
 }
 
-/// `BatchIndexAndErrorMessage` (versions 8-11): an element of [`PartitionProduceResponse::record_errors`].
+/// `BatchIndexAndErrorMessage` (versions 8-12): an element of [`PartitionProduceResponse::record_errors`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BatchIndexAndErrorMessage {
     /// `BatchIndex` (versions 8+).
@@ -341,7 +341,7 @@ pub struct BatchIndexAndErrorMessage {
 
 impl Message for BatchIndexAndErrorMessage {
     const MIN_VERSION: i16 = 8;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -385,7 +385,7 @@ impl Arbitrary for BatchIndexAndErrorMessage {
     }
 }
 
-/// `LeaderIdAndEpoch` (versions 10-11): the value of [`PartitionProduceResponse::current_leader`].
+/// `LeaderIdAndEpoch` (versions 10-12): the value of [`PartitionProduceResponse::current_leader`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
     /// `LeaderId` (versions 10+, default `-1`).
@@ -409,7 +409,7 @@ impl Default for LeaderIdAndEpoch {
 
 impl Message for LeaderIdAndEpoch {
     const MIN_VERSION: i16 = 10;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -447,7 +447,7 @@ impl Arbitrary for LeaderIdAndEpoch {
     }
 }
 
-/// `NodeEndpoint` (versions 10-11): an element of [`ProduceResponse::node_endpoints`].
+/// `NodeEndpoint` (versions 10-12): an element of [`ProduceResponse::node_endpoints`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeEndpoint {
     /// `NodeId` (versions 10+).
@@ -465,7 +465,7 @@ pub struct NodeEndpoint {
 
 impl Message for NodeEndpoint {
     const MIN_VERSION: i16 = 10;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FLEXIBLE_FROM: i16 = 9;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {

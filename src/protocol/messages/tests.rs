@@ -517,12 +517,14 @@ fn api_keys_and_supported_versions() {
         (fetch.1, fetch.2),
         (FetchRequest::MIN_VERSION, FetchRequest::MAX_VERSION)
     );
-    // EndTxn v5 is marked unstable in the schema.
-    let end_txn = SUPPORTED_APIS
-        .iter()
-        .find(|a| a.0 == ApiKey::END_TXN)
-        .unwrap();
-    assert_eq!(end_txn.2, EndTxnRequest::MAX_VERSION - 1);
+    // EndTxn v5 is marked unstable in the schema folder but stable since
+    // Kafka 4.0 (tests/codegen.rs, STABLE_SINCE_4_0); Produce v12 and
+    // TxnOffsetCommit v5 are 4.0's (SAME_BODY_UP_TO).
+    let max = |key: ApiKey| SUPPORTED_APIS.iter().find(|a| a.0 == key).unwrap().2;
+    assert_eq!(max(ApiKey::END_TXN), 5);
+    assert_eq!(max(ApiKey::END_TXN), EndTxnRequest::MAX_VERSION);
+    assert_eq!(max(ApiKey::PRODUCE), 12);
+    assert_eq!(max(ApiKey::TXN_OFFSET_COMMIT), 5);
     // Response header v0 for ApiVersions, v1 for other flexible versions.
     assert_eq!(ApiVersionsRequest::response_header_version(3), 0);
     assert_eq!(MetadataRequest::response_header_version(9), 1);

@@ -11,7 +11,7 @@ use crate::protocol::primitives::{
 use crate::protocol::{check_decode_version, check_encode_version, ApiKey, Message, Request};
 use crate::Result;
 
-/// The request of API key 28 (`TxnOffsetCommit`): versions 0 to 4, flexible from 3.
+/// The request of API key 28 (`TxnOffsetCommit`): versions 0 to 5, flexible from 3.
 ///
 /// See <https://kafka.apache.org/protocol.html#The_Messages_TxnOffsetCommit>.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +55,7 @@ impl Default for TxnOffsetCommitRequest {
 
 impl Message for TxnOffsetCommitRequest {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     const FLEXIBLE_FROM: i16 = 3;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -162,7 +162,7 @@ impl Arbitrary for TxnOffsetCommitRequest {
     }
 }
 
-/// `TxnOffsetCommitRequestTopic` (versions 0-4): an element of [`TxnOffsetCommitRequest::topics`].
+/// `TxnOffsetCommitRequestTopic` (versions 0-5): an element of [`TxnOffsetCommitRequest::topics`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TxnOffsetCommitRequestTopic {
     /// `Name` (versions 0+).
@@ -176,7 +176,7 @@ pub struct TxnOffsetCommitRequestTopic {
 
 impl Message for TxnOffsetCommitRequestTopic {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     const FLEXIBLE_FROM: i16 = 3;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -222,7 +222,7 @@ impl Arbitrary for TxnOffsetCommitRequestTopic {
     }
 }
 
-/// `TxnOffsetCommitRequestPartition` (versions 0-4): an element of [`TxnOffsetCommitRequestTopic::partitions`].
+/// `TxnOffsetCommitRequestPartition` (versions 0-5): an element of [`TxnOffsetCommitRequestTopic::partitions`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequestPartition {
     /// `PartitionIndex` (versions 0+).
@@ -252,7 +252,7 @@ impl Default for TxnOffsetCommitRequestPartition {
 
 impl Message for TxnOffsetCommitRequestPartition {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     const FLEXIBLE_FROM: i16 = 3;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {

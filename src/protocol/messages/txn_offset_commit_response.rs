@@ -10,7 +10,7 @@ use crate::protocol::primitives::{
 use crate::protocol::{check_decode_version, check_encode_version, Message};
 use crate::Result;
 
-/// The response of API key 28 (`TxnOffsetCommit`): versions 0 to 4, flexible from 3.
+/// The response of API key 28 (`TxnOffsetCommit`): versions 0 to 5, flexible from 3.
 ///
 /// See <https://kafka.apache.org/protocol.html#The_Messages_TxnOffsetCommit>.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -26,7 +26,7 @@ pub struct TxnOffsetCommitResponse {
 
 impl Message for TxnOffsetCommitResponse {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     const FLEXIBLE_FROM: i16 = 3;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -70,7 +70,7 @@ impl Arbitrary for TxnOffsetCommitResponse {
     }
 }
 
-/// `TxnOffsetCommitResponseTopic` (versions 0-4): an element of [`TxnOffsetCommitResponse::topics`].
+/// `TxnOffsetCommitResponseTopic` (versions 0-5): an element of [`TxnOffsetCommitResponse::topics`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TxnOffsetCommitResponseTopic {
     /// `Name` (versions 0+).
@@ -84,7 +84,7 @@ pub struct TxnOffsetCommitResponseTopic {
 
 impl Message for TxnOffsetCommitResponseTopic {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     const FLEXIBLE_FROM: i16 = 3;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
@@ -130,7 +130,7 @@ impl Arbitrary for TxnOffsetCommitResponseTopic {
     }
 }
 
-/// `TxnOffsetCommitResponsePartition` (versions 0-4): an element of [`TxnOffsetCommitResponseTopic::partitions`].
+/// `TxnOffsetCommitResponsePartition` (versions 0-5): an element of [`TxnOffsetCommitResponseTopic::partitions`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TxnOffsetCommitResponsePartition {
     /// `PartitionIndex` (versions 0+).
@@ -144,7 +144,7 @@ pub struct TxnOffsetCommitResponsePartition {
 
 impl Message for TxnOffsetCommitResponsePartition {
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 4;
+    const MAX_VERSION: i16 = 5;
     const FLEXIBLE_FROM: i16 = 3;
 
     fn encode(&self, out: &mut Vec<u8>, version: i16) -> Result<()> {
