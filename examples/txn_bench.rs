@@ -17,7 +17,13 @@
 //! Settings as the peer benchmark where transactions allow: linger 5 ms,
 //! batches up to 1 MiB, requests up to 2 MiB, 32 MiB of buffer, record i
 //! to partition i mod 6; idempotence and acks=all (transactions need
-//! both). Prints one line per mode with records/s and MB/s of payload.
+//! both). Prints one line per mode with records/s and MB/s of payload and
+//! the CPU time (user + sys) this process spent in the mode.
+//!
+//! To measure the client rather than the broker, run it against
+//! `examples/bench_broker.rs` (answers transactions at once, writes no
+//! markers): `bench_broker 127.0.0.1:29311 &` then
+//! `txn_bench 127.0.0.1:29311 1000000 100`.
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +80,7 @@ fn main() -> kafka_blocking::Result<()> {
         if txn_size.is_some() {
             p.init_transactions(t)?;
         }
+        let cpu_start = cpu_seconds();
         let start = Instant::now();
         // Where a transaction's end goes, the part the caller cannot
         // overlap with its sends: waiting for its records (an explicit
@@ -105,10 +112,11 @@ fn main() -> kafka_blocking::Result<()> {
         }
         p.flush(t)?;
         let secs = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_start;
         let errors = p.metrics().record_errors;
         p.close(t)?;
         println!(
-            "RESULT mode={} records={count} seconds={secs:.2} records_per_s={:.0} mb_per_s={:.1} errors={errors} flushing_s={:.2} committing_s={:.2}",
+            "RESULT mode={} records={count} seconds={secs:.2} records_per_s={:.0} mb_per_s={:.1} errors={errors} flushing_s={:.2} committing_s={:.2} cpu_s={cpu:.2}",
             txn_size.map_or("no-transactions".to_owned(), |n| format!("transactions-of-{n}")),
             count as f64 / secs,
             (count * size) as f64 / secs / 1e6,
@@ -135,4 +143,18 @@ fn main() -> kafka_blocking::Result<()> {
         }
     }
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far (all its threads),
+/// from /proc/self/stat; 0 where that is not readable.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
 }
