@@ -30,6 +30,12 @@
 //! sees everything), offsets sent to a transaction are dropped. It measures
 //! what a transaction costs the client, not whether anything is correct.
 //!
+//! With `BENCH_BROKER_DISCARD=1` in its environment it keeps no data:
+//! Produce checks each batch's framing and assigns offsets, then drops the
+//! bytes (fetches find nothing). That takes the broker's page faults and
+//! copies of the log out of a produce benchmark, leaving the socket and the
+//! request's decoding.
+//!
 //! On SIGINT/SIGTERM it prints its own CPU time (user, sys) and the number
 //! of requests it served to stderr, as `BROKER cpu_user_s=.. cpu_sys_s=..`.
 
@@ -79,7 +85,7 @@ struct Log {
 impl Log {
     /// Appends the record batches of one produce; the base offset of the
     /// first, or an error code.
-    fn append(&mut self, records: &[u8]) -> Result<i64, ErrorCode> {
+    fn append(&mut self, records: &[u8], discard: bool) -> Result<i64, ErrorCode> {
         let first = self.next_offset;
         let mut pos = 0;
         while pos < records.len() {
@@ -92,6 +98,11 @@ impl Log {
             let delta = i32::from_be_bytes([rest[23], rest[24], rest[25], rest[26]]);
             if total > rest.len() || delta < 0 {
                 return Err(ErrorCode::CORRUPT_MESSAGE);
+            }
+            if discard {
+                self.next_offset += i64::from(delta) + 1;
+                pos += total;
+                continue;
             }
             let at = self.data.len();
             self.index.push((self.next_offset, at));
@@ -134,6 +145,8 @@ struct Broker {
     host: String,
     port: i32,
     default_partitions: i32,
+    /// `BENCH_BROKER_DISCARD`: produced data is not kept.
+    discard: bool,
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     /// Bumped by every append; waiting fetches sleep on `data_arrived`.
     generation: Mutex<u64>,
@@ -490,7 +503,7 @@ fn produce(b: &Broker, r: ProduceRequest) -> Option<ProduceResponse> {
                         (None, _) => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                         (Some(_), None) => Err(ErrorCode::CORRUPT_MESSAGE),
                         (Some((topic, i)), Some(records)) => {
-                            topic.partitions[i].lock().append(records.as_slice())
+                            topic.partitions[i].lock().append(records.as_slice(), b.discard)
                         }
                     };
                     appended |= result.is_ok();
@@ -818,6 +831,7 @@ fn main() {
         host: local.ip().to_string(),
         port: i32::from(local.port()),
         default_partitions,
+        discard: std::env::var("BENCH_BROKER_DISCARD").is_ok_and(|v| v == "1"),
         topics: Mutex::default(),
         generation: Mutex::new(0),
         data_arrived: Condvar::new(),
