@@ -58,6 +58,11 @@ fn main() -> kafka_blocking::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    // `TXN_BENCH_BATCH_SIZE` (default 1 MiB) changes batch_size for every mode.
+    let batch_size: i64 = std::env::var("TXN_BENCH_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20);
     let admin = AdminClient::builder().bootstrap_servers(&servers).build()?;
     let payload = vec![b'x'; size];
     println!("{count} records of {size} B, {PARTITIONS} partitions, broker {servers}");
@@ -69,7 +74,7 @@ fn main() -> kafka_blocking::Result<()> {
         let mut b = ProducerBuilder::default()
             .bootstrap_servers(&servers)
             .linger_ms(linger_ms)
-            .batch_size(1 << 20)
+            .batch_size(batch_size)
             .max_request_size(2 << 20)
             .buffer_memory(32 << 20);
         if txn_size.is_some() {
