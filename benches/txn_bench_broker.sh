@@ -12,6 +12,8 @@
 #     RUNS=5 benches/txn_bench_broker.sh             # librdkafka after ours, each mode
 #
 # Environment: RUNS (3), COUNT (1000000), SIZE (100), TXN_BENCH_PEER,
+# TXN_BENCH_FLUSH_EVERY (1: also no transactions with a flush every 1,000
+# and 10,000 records), BENCH_BROKER_DISCARD (1: the broker keeps no data),
 # TXN_BENCH_LINGER_MS (passed on). Prints the load average before each run.
 set -uo pipefail
 ADDR="${1:-127.0.0.1:29311}"

@@ -66,8 +66,20 @@ fn main() -> kafka_blocking::Result<()> {
     let admin = AdminClient::builder().bootstrap_servers(&servers).build()?;
     let payload = vec![b'x'; size];
     println!("{count} records of {size} B, {PARTITIONS} partitions, broker {servers}");
-    for txn_size in [None, Some(1_000), Some(10_000)] {
-        let topic = format!("txn-bench-{}-{}", std::process::id(), txn_size.unwrap_or(0));
+    // `TXN_BENCH_FLUSH_EVERY=1` adds two reference modes: no transactions,
+    // but a flush after every 1,000 or 10,000 records, the wait a
+    // commit starts with, so what is left is what transactions add.
+    let mut modes = vec![(None, None), (Some(1_000), None), (Some(10_000), None)];
+    if std::env::var("TXN_BENCH_FLUSH_EVERY").is_ok_and(|v| v == "1") {
+        modes.extend([(None, Some(1_000)), (None, Some(10_000))]);
+    }
+    for (txn_size, flush_every) in modes {
+        let topic = format!(
+            "txn-bench-{}-{}-{}",
+            std::process::id(),
+            txn_size.unwrap_or(0),
+            flush_every.unwrap_or(0)
+        );
         for (_, r) in admin.create_topics([NewTopic::new(&topic, PARTITIONS, 1)], false, None)? {
             r?;
         }
@@ -94,7 +106,7 @@ fn main() -> kafka_blocking::Result<()> {
         let (mut flushing, mut committing) = (Duration::ZERO, Duration::ZERO);
         let mut i = 0;
         while i < count {
-            let n = txn_size.unwrap_or(count).min(count - i);
+            let n = txn_size.or(flush_every).unwrap_or(count).min(count - i);
             if txn_size.is_some() {
                 p.begin_transaction()?;
             }
@@ -104,6 +116,11 @@ fn main() -> kafka_blocking::Result<()> {
                         .partition((j % PARTITIONS as usize) as i32)
                         .value(&payload[..]),
                 )?;
+            }
+            if flush_every.is_some() {
+                let f = Instant::now();
+                p.flush(t)?;
+                flushing += f.elapsed();
             }
             if txn_size.is_some() {
                 let f = Instant::now();
@@ -122,13 +139,17 @@ fn main() -> kafka_blocking::Result<()> {
         p.close(t)?;
         println!(
             "RESULT mode={} records={count} seconds={secs:.2} records_per_s={:.0} mb_per_s={:.1} errors={errors} flushing_s={:.2} committing_s={:.2} cpu_s={cpu:.2}",
-            txn_size.map_or("no-transactions".to_owned(), |n| format!("transactions-of-{n}")),
+            match (txn_size, flush_every) {
+                (Some(n), _) => format!("transactions-of-{n}"),
+                (None, Some(n)) => format!("flush-every-{n}"),
+                (None, None) => "no-transactions".to_owned(),
+            },
             count as f64 / secs,
             (count * size) as f64 / secs / 1e6,
             flushing.as_secs_f64(),
             committing.as_secs_f64(),
         );
-        if let Ok(peer) = std::env::var("TXN_BENCH_PEER") {
+        if let (Ok(peer), None) = (std::env::var("TXN_BENCH_PEER"), flush_every) {
             let topic = format!("{topic}-peer");
             for (_, r) in
                 admin.create_topics([NewTopic::new(&topic, PARTITIONS, 1)], false, None)?
