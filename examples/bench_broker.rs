@@ -502,9 +502,9 @@ fn produce(b: &Broker, r: ProduceRequest) -> Option<ProduceResponse> {
                     let result = match (b.log(&t.name, p.index), &p.records) {
                         (None, _) => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                         (Some(_), None) => Err(ErrorCode::CORRUPT_MESSAGE),
-                        (Some((topic, i)), Some(records)) => {
-                            topic.partitions[i].lock().append(records.as_slice(), b.discard)
-                        }
+                        (Some((topic, i)), Some(records)) => topic.partitions[i]
+                            .lock()
+                            .append(records.as_slice(), b.discard),
                     };
                     appended |= result.is_ok();
                     produce_response::PartitionProduceResponse {
