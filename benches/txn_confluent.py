@@ -9,6 +9,7 @@ to 1 MiB, 32 MiB of buffer. Prints one RESULT line as txn_bench does.
 Run by txn_bench when TXN_BENCH_PEER names this script's command line.
 """
 import os
+import resource
 import sys
 import time
 
@@ -58,6 +59,11 @@ def main():
         p.init_transactions(60)
     value = b"x" * size
     send, poll = p.produce, p.poll
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    cpu_start = cpu()
     start = time.perf_counter()
     i = 0
     while i < count:
@@ -78,11 +84,12 @@ def main():
         i += n
     left = p.flush(120)
     secs = time.perf_counter() - start
+    cpu_s = cpu() - cpu_start
     mode = "transactions-of-%d" % txn if txn else "no-transactions"
     print("RESULT client=confluent-kafka-%s mode=%s records=%d seconds=%.2f records_per_s=%.0f"
-          " mb_per_s=%.1f errors=%d"
+          " mb_per_s=%.1f errors=%d cpu_s=%.2f"
           % (ck.libversion()[0], mode, count, secs, count / secs, count * size / secs / 1e6,
-             failures[0] + left))
+             failures[0] + left, cpu_s))
 
 
 if __name__ == "__main__":

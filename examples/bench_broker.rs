@@ -16,8 +16,25 @@
 //! that finds less than `min_bytes` waits and is woken as soon as a produce
 //! appends data), ListOffsets (earliest/latest), OffsetForLeaderEpoch,
 //! InitProducerId, CreateTopics and DeleteTopics. Single node (id 1), no
-//! groups, no transactions, no retention: everything stays in memory until
-//! the topic is deleted.
+//! groups, no retention: everything stays in memory until the topic is
+//! deleted.
+//!
+//! Transactions, enough for a transactional producer to run at full speed
+//! and nothing more (transaction protocol version 1): FindCoordinator (any
+//! key type: this node), InitProducerId with a transactional id (a fresh
+//! producer id, the epoch bumped at every later call for the same id),
+//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and EndTxn all
+//! answer success at once, and transactional Produce batches are appended
+//! like any other. **No transaction semantics**: no state machine, no
+//! fencing, no markers, no last stable offset (a read_committed consumer
+//! sees everything), offsets sent to a transaction are dropped. It measures
+//! what a transaction costs the client, not whether anything is correct.
+//!
+//! With `BENCH_BROKER_DISCARD=1` in its environment it keeps no data:
+//! Produce checks each batch's framing and assigns offsets, then drops the
+//! bytes (fetches find nothing). That takes the broker's page faults and
+//! copies of the log out of a produce benchmark, leaving the socket and the
+//! request's decoding.
 //!
 //! On SIGINT/SIGTERM it prints its own CPU time (user, sys) and the number
 //! of requests it served to stderr, as `BROKER cpu_user_s=.. cpu_sys_s=..`.
@@ -29,6 +46,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_blocking::protocol::messages::{
+    add_partitions_to_txn_response, find_coordinator_response, txn_offset_commit_response,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
 use kafka_blocking::protocol::messages::{
     api_versions_response, create_topics_response, delete_topics_response, fetch_response,
     list_offsets_response, metadata_response, offset_for_leader_epoch_response, produce_response,
@@ -62,7 +85,7 @@ struct Log {
 impl Log {
     /// Appends the record batches of one produce; the base offset of the
     /// first, or an error code.
-    fn append(&mut self, records: &[u8]) -> Result<i64, ErrorCode> {
+    fn append(&mut self, records: &[u8], discard: bool) -> Result<i64, ErrorCode> {
         let first = self.next_offset;
         let mut pos = 0;
         while pos < records.len() {
@@ -75,6 +98,11 @@ impl Log {
             let delta = i32::from_be_bytes([rest[23], rest[24], rest[25], rest[26]]);
             if total > rest.len() || delta < 0 {
                 return Err(ErrorCode::CORRUPT_MESSAGE);
+            }
+            if discard {
+                self.next_offset += i64::from(delta) + 1;
+                pos += total;
+                continue;
             }
             let at = self.data.len();
             self.index.push((self.next_offset, at));
@@ -117,12 +145,16 @@ struct Broker {
     host: String,
     port: i32,
     default_partitions: i32,
+    /// `BENCH_BROKER_DISCARD`: produced data is not kept.
+    discard: bool,
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     /// Bumped by every append; waiting fetches sleep on `data_arrived`.
     generation: Mutex<u64>,
     data_arrived: Condvar,
     topic_ids: AtomicU64,
     producer_ids: AtomicU64,
+    /// Producer id and epoch of every transactional id seen.
+    transactional_ids: Mutex<HashMap<String, (i64, i16)>>,
     requests: AtomicU64,
 }
 
@@ -174,6 +206,11 @@ fn api_ranges() -> Vec<(i16, i16, i16)> {
         r::<ApiVersionsRequest>(0, 3),
         r::<CreateTopicsRequest>(2, 7),
         r::<DeleteTopicsRequest>(1, 5),
+        r::<FindCoordinatorRequest>(0, 5),
+        r::<AddPartitionsToTxnRequest>(0, 3),
+        r::<AddOffsetsToTxnRequest>(0, 4),
+        r::<EndTxnRequest>(0, 4),
+        r::<TxnOffsetCommitRequest>(0, 4),
     ]
 }
 
@@ -290,11 +327,8 @@ fn dispatch(
             })
         }
         k if k == InitProducerIdRequest::API_KEY.0 => {
-            answer::<InitProducerIdRequest>(frame, version, out, |_, _| {
-                Some(InitProducerIdResponse {
-                    producer_id: b.producer_ids.fetch_add(1, Ordering::Relaxed) as i64 + 1000,
-                    ..Default::default()
-                })
+            answer::<InitProducerIdRequest>(frame, version, out, |r, _| {
+                Some(init_producer_id(b, r))
             })
         }
         k if k == ApiVersionsRequest::API_KEY.0 => {
@@ -308,7 +342,130 @@ fn dispatch(
         k if k == DeleteTopicsRequest::API_KEY.0 => {
             answer::<DeleteTopicsRequest>(frame, version, out, |r, _| Some(delete_topics(b, r)))
         }
+        k if k == FindCoordinatorRequest::API_KEY.0 => {
+            answer::<FindCoordinatorRequest>(frame, version, out, |r, v| {
+                Some(find_coordinator(b, r, v))
+            })
+        }
+        k if k == AddPartitionsToTxnRequest::API_KEY.0 => {
+            answer::<AddPartitionsToTxnRequest>(frame, version, out, |r, _| {
+                Some(AddPartitionsToTxnResponse {
+                    results_by_topic_v3_and_below: r
+                        .v3_and_below_topics
+                        .iter()
+                        .map(|t| add_partitions_to_txn_response::AddPartitionsToTxnTopicResult {
+                            name: t.name.clone(),
+                            results_by_partition: t
+                                .partitions
+                                .iter()
+                                .map(|&partition_index| {
+                                    add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult {
+                                        partition_index,
+                                        partition_error_code: match b.log(&t.name, partition_index) {
+                                            Some(_) => 0,
+                                            None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0,
+                                        },
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            })
+        }
+        k if k == AddOffsetsToTxnRequest::API_KEY.0 => {
+            answer::<AddOffsetsToTxnRequest>(frame, version, out, |_, _| {
+                Some(AddOffsetsToTxnResponse::default())
+            })
+        }
+        k if k == EndTxnRequest::API_KEY.0 => {
+            answer::<EndTxnRequest>(frame, version, out, |r, _| {
+                Some(EndTxnResponse {
+                    producer_id: r.producer_id,
+                    producer_epoch: r.producer_epoch,
+                    ..Default::default()
+                })
+            })
+        }
+        k if k == TxnOffsetCommitRequest::API_KEY.0 => {
+            answer::<TxnOffsetCommitRequest>(frame, version, out, |r, _| {
+                Some(TxnOffsetCommitResponse {
+                    topics: r
+                        .topics
+                        .iter()
+                        .map(|t| txn_offset_commit_response::TxnOffsetCommitResponseTopic {
+                            name: t.name.clone(),
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| txn_offset_commit_response::TxnOffsetCommitResponsePartition {
+                                    partition_index: p.partition_index,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            })
+        }
         _ => Err("unsupported api".into()),
+    }
+}
+
+/// A fresh producer id; for a transactional id seen before, its producer id
+/// with the epoch bumped (no fencing of the previous holder).
+fn init_producer_id(b: &Broker, r: InitProducerIdRequest) -> InitProducerIdResponse {
+    let fresh = || b.producer_ids.fetch_add(1, Ordering::Relaxed) as i64 + 1000;
+    let (producer_id, producer_epoch) = match r.transactional_id {
+        None => (fresh(), 0),
+        Some(id) => {
+            let mut ids = b.transactional_ids.lock();
+            let entry = ids.entry(id).or_insert_with(|| (fresh(), -1));
+            entry.1 = entry.1.wrapping_add(1).max(0);
+            *entry
+        }
+    };
+    InitProducerIdResponse {
+        producer_id,
+        producer_epoch,
+        ..Default::default()
+    }
+}
+
+/// This node coordinates everything, groups and transactions alike.
+/// Versions 0-3 name one key and answer in the top-level fields, 4 and
+/// later a list of keys, one coordinator each.
+fn find_coordinator(
+    b: &Broker,
+    r: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    if version < 4 {
+        return FindCoordinatorResponse {
+            node_id: NODE_ID,
+            host: b.host.clone(),
+            port: b.port,
+            ..Default::default()
+        };
+    }
+    FindCoordinatorResponse {
+        coordinators: r
+            .coordinator_keys
+            .into_iter()
+            .map(|key| find_coordinator_response::Coordinator {
+                key,
+                node_id: NODE_ID,
+                host: b.host.clone(),
+                port: b.port,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
     }
 }
 
@@ -345,9 +502,9 @@ fn produce(b: &Broker, r: ProduceRequest) -> Option<ProduceResponse> {
                     let result = match (b.log(&t.name, p.index), &p.records) {
                         (None, _) => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                         (Some(_), None) => Err(ErrorCode::CORRUPT_MESSAGE),
-                        (Some((topic, i)), Some(records)) => {
-                            topic.partitions[i].lock().append(records.as_slice())
-                        }
+                        (Some((topic, i)), Some(records)) => topic.partitions[i]
+                            .lock()
+                            .append(records.as_slice(), b.discard),
                     };
                     appended |= result.is_ok();
                     produce_response::PartitionProduceResponse {
@@ -674,11 +831,13 @@ fn main() {
         host: local.ip().to_string(),
         port: i32::from(local.port()),
         default_partitions,
+        discard: std::env::var("BENCH_BROKER_DISCARD").is_ok_and(|v| v == "1"),
         topics: Mutex::default(),
         generation: Mutex::new(0),
         data_arrived: Condvar::new(),
         topic_ids: AtomicU64::new(0),
         producer_ids: AtomicU64::new(0),
+        transactional_ids: Mutex::default(),
         requests: AtomicU64::new(0),
     });
     let on_exit = broker.clone();
