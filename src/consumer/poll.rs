@@ -11,8 +11,8 @@ use super::cursor::Cursor;
 use super::fetcher::PartitionData;
 use super::offsets::{EARLIEST, LATEST};
 use super::{
-    AutoOffsetReset, Consumer, IsolationLevel, Message, RebalanceListener, Records, SubKind,
-    TopicPartition, Wait,
+    AutoOffsetReset, Consumer, IsolationLevel, Message, PartState, RebalanceListener, Records,
+    SubKind, TopicPartition, Wait,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::{GroupEvent, GroupMsg};
@@ -262,15 +262,8 @@ impl Consumer {
                         .with_offset(pos))
                     }
                     policy => {
-                        let ts = if policy == AutoOffsetReset::Earliest {
-                            EARLIEST
-                        } else {
-                            LATEST
-                        };
                         log::info!("{tp}: fetch offset {pos} is out of range; resetting per auto_offset_reset");
-                        p.position = None;
-                        p.pending_reset = Some(ts);
-                        p.pending_validation = None;
+                        reset_per_policy(p, policy);
                         self.need_positions = true;
                         self.positions_retry_at = None;
                         Ok(None)
@@ -295,15 +288,8 @@ impl Consumer {
                         .with_offset(pos))
                     }
                     policy => {
-                        let ts = if policy == AutoOffsetReset::Earliest {
-                            EARLIEST
-                        } else {
-                            LATEST
-                        };
                         log::warn!("{tp}: the topic was deleted and created again (new topic id); position {pos} belonged to the old incarnation; resetting per auto_offset_reset");
-                        p.position = None;
-                        p.pending_reset = Some(ts);
-                        p.pending_validation = None;
+                        reset_per_policy(p, policy);
                         p.leader_epoch = None;
                         self.need_positions = true;
                         self.positions_retry_at = None;
@@ -474,4 +460,17 @@ impl Consumer {
             self.listener = Some(l);
         }
     }
+}
+
+/// Drops `p`'s position (and any validation it awaited) for a lookup of
+/// the earliest or latest offset per `policy`, which the consumer runs on
+/// its next turn once told that positions are needed.
+fn reset_per_policy(p: &mut PartState, policy: AutoOffsetReset) {
+    p.position = None;
+    p.pending_reset = Some(if policy == AutoOffsetReset::Earliest {
+        EARLIEST
+    } else {
+        LATEST
+    });
+    p.pending_validation = None;
 }

@@ -337,23 +337,13 @@ fn write_frame(w: &mut dyn io::Write, first: &[u8], rest: &[FramePart]) -> io::R
             .enumerate()
             .map(|(i, b)| io::IoSlice::new(if i == 0 { &b[off..] } else { b }))
             .collect();
-        let mut n = match w.write_vectored(&slices) {
+        let n = match w.write_vectored(&slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        while n > 0 && idx < bufs.len() {
-            let left = bufs[idx].len() - off;
-            if n >= left {
-                n -= left;
-                idx += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
+        super::transport::advance(&bufs, &mut idx, &mut off, n);
     }
     Ok(())
 }

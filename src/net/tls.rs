@@ -832,22 +832,7 @@ impl Write for TlsWriter {
                 break;
             }
             n += wrote;
-            let mut left = wrote;
-            while left > 0 && idx < bufs.len() {
-                let rest = bufs[idx].len() - off;
-                if left >= rest {
-                    left -= rest;
-                    idx += 1;
-                    off = 0;
-                } else {
-                    off += left;
-                    left = 0;
-                }
-            }
-            while idx < bufs.len() && bufs[idx].len() == off {
-                idx += 1;
-                off = 0;
-            }
+            super::transport::advance(bufs, &mut idx, &mut off, wrote);
         }
         // Hand over hand: `send` before the session lock is released, so
         // ciphertext reaches the socket in the order it was made.

@@ -84,6 +84,26 @@ impl Transport for TcpTransport {
     }
 }
 
+/// Moves a position (`idx`, `off`) in a list of buffers on by `n` bytes
+/// written, past any buffer that is then used up (empty ones included).
+pub(crate) fn advance<B: std::ops::Deref<Target = [u8]>>(
+    bufs: &[B],
+    idx: &mut usize,
+    off: &mut usize,
+    mut n: usize,
+) {
+    while *idx < bufs.len() {
+        let left = bufs[*idx].len() - *off;
+        if n < left {
+            *off += n;
+            return;
+        }
+        n -= left;
+        *idx += 1;
+        *off = 0;
+    }
+}
+
 /// Opens a TCP connection (with `TCP_NODELAY`) to the first address of
 /// `addr` that answers within `timeout`.
 pub(crate) fn tcp_connect(addr: &BrokerAddress, timeout: Duration) -> Result<TcpStream> {
