@@ -334,6 +334,12 @@ impl Cluster {
         Ok(conn)
     }
 
+    /// The connection to broker `id` for `purpose` if the pool has one
+    /// (none is created): for threads that must not start connections.
+    pub(crate) fn open_connection(&self, id: i32, purpose: Purpose) -> Option<Connection> {
+        self.pool.lock().get(&(id, purpose)).cloned()
+    }
+
     /// Closes connections to brokers that left the cluster or moved.
     fn prune_connections(&self, snap: &ClusterMetadata) {
         let mut pool = self.pool.lock();

@@ -2,12 +2,15 @@
 //! fetchable partitions it leads, on the broker's `Fetch` connection; the
 //! answers go to the consumer thread over a channel, undecoded.
 //!
-//! The fetch thread decides and sends the requests; each answer is taken
-//! apart on the connection's reader thread (a `Reply::run` completion:
-//! the session, the positions, the chunk for the consumer, all under the
-//! state lock), which then nudges the fetch thread to send the next one.
-//! So an answer reaches a waiting consumer in one hand-off (reader →
-//! consumer), not two.
+//! Each answer is taken apart on the connection's reader thread (a
+//! `Reply::run` completion: the session, the positions, the chunk for the
+//! consumer, all under the state lock), which then puts that broker's next
+//! request on the connection's writer channel itself; a consumer taking a
+//! chunk its broker waited on does the same. The fetch thread decides
+//! everything else (first requests, connecting, back-offs, metadata,
+//! leader changes) and is woken only for that. So an answer reaches a
+//! waiting consumer in one hand-off (reader → consumer), and the next
+//! request its writer in one (reader → writer).
 //!
 //! Nothing here decodes records. It reads the batch headers of each
 //! partition's `records` blob (offset and length, no CRC, no
@@ -33,6 +36,7 @@ mod thread;
 use thread::{BrokerState, Core, FetchThread};
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -157,6 +161,7 @@ pub(crate) struct FetchedChunk {
 /// The consumer thread's handle to the fetch thread.
 pub(crate) struct Fetcher {
     shared: Arc<Shared>,
+    core: Arc<Core>,
     pub(crate) data_rx: Receiver<FetchedChunk>,
     thread: Option<JoinHandle<()>>,
 }
@@ -175,19 +180,20 @@ impl Fetcher {
             state: Mutex::new(FetchState::default()),
             wake_tx,
         });
-        let t = FetchThread {
+        let core = Arc::new(Core {
+            shared: Arc::clone(&shared),
             cluster,
-            core: Arc::new(Core {
-                shared: Arc::clone(&shared),
-                settings,
-                metrics,
-                data_tx,
-            }),
+            settings,
+            metrics,
+            data_tx,
+            next_token: AtomicU64::new(1),
+        });
+        let t = FetchThread {
+            core: Arc::clone(&core),
             wake_rx,
             done_tx,
             done_rx,
             tokens: HashMap::new(),
-            next_token: 1,
         };
         let thread = std::thread::Builder::new()
             .name("kafka-consumer-fetch".into())
@@ -195,6 +201,7 @@ impl Fetcher {
             .map_err(|e| Error::io("spawning the consumer's fetch thread", e))?;
         Ok(Fetcher {
             shared,
+            core,
             data_rx,
             thread: Some(thread),
         })
@@ -257,19 +264,20 @@ impl Fetcher {
     }
 
     /// The consumer took `chunk` from the channel: its broker may get its
-    /// next request.
+    /// next request, sent from this thread when nothing else needs the
+    /// fetch thread.
     pub(crate) fn taken(&self, chunk: &FetchedChunk) {
         if !chunk.counted {
             return;
         }
         let broker = chunk.broker;
-        let wake = {
+        let may_send = {
             let mut st = self.shared.state.lock();
             let q = st.queued.entry(broker).or_insert(0);
             *q = q.saturating_sub(1);
             *q < MAX_QUEUED
         };
-        if wake {
+        if may_send && !self.core.send_next(broker) {
             self.shared.wake();
         }
     }

@@ -36,6 +36,13 @@ pub struct ConsumerMetrics {
     pub rebalances: u64,
     /// Heartbeats answered.
     pub heartbeats: u64,
+    /// Times the fetch thread was woken to look for work (a new position,
+    /// or an answer or a taken chunk whose broker's next request could not
+    /// simply be sent where it was handled: metadata missing, a back-off,
+    /// another broker waiting). On a steady stream each answer sends its
+    /// broker's next request itself, so this stays far below
+    /// `fetch_requests`.
+    pub fetch_thread_wakeups: u64,
 }
 
 #[derive(Default)]
@@ -49,6 +56,7 @@ pub(crate) struct Metrics {
     pub(crate) commit_errors: AtomicU64,
     pub(crate) rebalances: AtomicU64,
     pub(crate) heartbeats: AtomicU64,
+    pub(crate) fetch_thread_wakeups: AtomicU64,
 }
 
 impl crate::group::GroupMetrics for Metrics {
@@ -91,6 +99,7 @@ impl Metrics {
             commit_errors: self.commit_errors.load(Relaxed),
             rebalances: self.rebalances.load(Relaxed),
             heartbeats: self.heartbeats.load(Relaxed),
+            fetch_thread_wakeups: self.fetch_thread_wakeups.load(Relaxed),
             ..ConsumerMetrics::default()
         }
     }

@@ -98,6 +98,49 @@ fn iterates_100k_records_in_order_then_stops() {
     }
 }
 
+/// On a steady stream each fetch answer sends its broker's next request
+/// where it is handled (the connection's reader, or the consumer taking
+/// the chunk): the fetch thread is woken only to start, not once per answer.
+#[test]
+fn a_steady_stream_does_not_wake_the_fetch_thread_per_answer() {
+    const N: usize = 100;
+    let topic = unique_topic("c-steady");
+    create_topic(&client(), &topic, 1);
+    let p = Producer::builder()
+        .bootstrap_servers(bootstrap())
+        .linger_ms(0)
+        .build()
+        .expect("producer");
+    let mut c = consumer().fetch_max_wait_ms(5).build().expect("consumer");
+    c.assign([(topic.as_str(), 0)]).expect("assign");
+    // One record at a time, each read before the next is sent: at least
+    // one answer per record, and empty answers between them.
+    for i in 0..N {
+        p.send(
+            Record::new(topic.as_str())
+                .partition(0)
+                .value(format!("v{i}")),
+        )
+        .expect("send")
+        .wait()
+        .expect("delivered");
+        let m = c.next().expect("a record").expect("record");
+        assert_eq!(m.offset(), i as i64);
+    }
+    p.close(Duration::from_secs(10)).expect("close");
+    let m = c.metrics();
+    assert!(m.fetch_requests >= N as u64, "{m:?}");
+    // Before answers sent the next request themselves, every answer (or
+    // the consumer taking it) woke the fetch thread: as many wake-ups as
+    // answers. Now: the assignment, the first connection, a few more.
+    assert!(
+        m.fetch_thread_wakeups * 10 < m.fetch_requests,
+        "fetch thread woken {} times for {} answers",
+        m.fetch_thread_wakeups,
+        m.fetch_requests
+    );
+}
+
 #[test]
 fn poll_returns_at_most_max_poll_records() {
     let topic = unique_topic("c-poll");

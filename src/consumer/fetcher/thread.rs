@@ -2,14 +2,21 @@
 //! request in flight; sends a Fetch to every idle leader (or preferred
 //! replica) with something to fetch. Each answer is turned into
 //! [`PartitionData`] for the consumer, moving the fetch positions on, by
-//! [`Core::fetch_done`] on the connection's reader thread, which wakes the
-//! fetch thread when that broker may get its next request.
+//! [`Core::fetch_done`] on the connection's reader thread, which then
+//! sends that broker its next request itself ([`Core::send_next`]: it
+//! only puts it on the connection writer's channel) when that is all
+//! there is to do, and otherwise wakes the fetch thread. The fetch thread
+//! keeps the rest: connecting, back-offs, metadata, partitions that move.
 //!
-//! Everything the two sides share is under the one state lock, and every
+//! Everything the threads share is under the one state lock, and every
 //! chunk is sent to the consumer while holding it: so a partition's error
-//! (KIP-320) never overtakes its data, whichever thread sends which.
+//! (KIP-320) never overtakes its data, whichever thread sends which. A
+//! request is registered in flight under the lock before it is submitted;
+//! a broker the fetch thread is about to send to is claimed meanwhile, so
+//! no broker ever has two requests in flight.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,11 +25,11 @@ use crossbeam_channel::{select, Receiver, Sender};
 use super::request::{build_request, partial_is_too_large, scan_next_offset, Scan};
 use super::{FetchSettings, FetchState, FetchedChunk, PartitionData, Shared, MAX_QUEUED};
 use crate::bytes::Bytes;
-use crate::cluster::{Cluster, Purpose};
+use crate::cluster::{Cluster, ClusterMetadata, Purpose};
 use crate::consumer::fetch_session::{SentPart, Session, Want};
 use crate::consumer::metrics::Metrics;
 use crate::error::{Error, Result};
-use crate::net::{decode_response, Completion, Reply};
+use crate::net::{decode_response, Completion, Connection, Reply};
 use crate::partition::TopicPartition;
 use crate::protocol::messages::FetchRequest;
 use crate::protocol::{ErrorCode, Uuid};
@@ -32,6 +39,9 @@ pub(super) struct BrokerState {
     session: Session,
     in_flight: Option<InFlight>,
     connecting: Option<u64>,
+    /// The fetch thread collected this broker's wants and is getting its
+    /// connection: nobody else sends it a request meanwhile.
+    claimed: bool,
     retry_at: Option<Instant>,
     /// Rotates where each request starts, so that a broker that fills its
     /// answer from the first partitions listed serves them all in turn.
@@ -50,17 +60,19 @@ struct InFlight {
     ids: HashMap<Uuid, Arc<str>>,
 }
 
-/// What both the fetch thread and the answer handlers (on reader
-/// threads) use.
+/// What the fetch thread, the answer handlers (on connection reader
+/// threads) and the consumer taking a chunk use.
 pub(super) struct Core {
     pub(super) shared: Arc<Shared>,
+    pub(super) cluster: Arc<Cluster>,
     pub(super) settings: FetchSettings,
     pub(super) metrics: Arc<Metrics>,
     pub(super) data_tx: Sender<FetchedChunk>,
+    /// Request and connection-attempt tokens, taken on any thread.
+    pub(super) next_token: AtomicU64,
 }
 
 pub(super) struct FetchThread {
-    pub(super) cluster: Arc<Cluster>,
     pub(super) core: Arc<Core>,
     pub(super) wake_rx: Receiver<()>,
     /// Connection attempts' completions (fetch answers do not come here).
@@ -68,7 +80,6 @@ pub(super) struct FetchThread {
     pub(super) done_rx: Receiver<Completion>,
     /// Connection attempts in progress: token → broker.
     pub(super) tokens: HashMap<u64, i32>,
-    pub(super) next_token: u64,
 }
 
 struct WantWithId {
@@ -76,6 +87,35 @@ struct WantWithId {
     epoch: u64,
     /// Fetched from a preferred read replica, not the leader.
     follower: bool,
+}
+
+/// What one look at the fetch positions found (see [`Core::collect`]).
+#[derive(Default)]
+struct Wants {
+    /// Per broker, the partitions to ask it for.
+    by_broker: HashMap<i32, Vec<WantWithId>>,
+    /// A partition's topic or leader is unknown.
+    need_metadata: bool,
+    /// The earliest back-off (of a partition or a broker) holding a fetch.
+    next: Option<Instant>,
+    /// Looking at one broker only: a partition of another broker could be
+    /// fetched now.
+    others: bool,
+    /// A partition was stopped (new leader epoch, re-created topic) and its
+    /// error queued for the consumer.
+    moved: bool,
+}
+
+impl Wants {
+    fn hold_until(&mut self, at: Instant) {
+        self.next = Some(self.next.map_or(at, |n| n.min(at)));
+    }
+
+    /// Nothing but requests to send: no metadata, timer or other broker
+    /// needs the fetch thread.
+    fn only_requests(&self) -> bool {
+        !(self.need_metadata || self.others || self.moved || self.next.is_some())
+    }
 }
 
 impl FetchThread {
@@ -88,7 +128,7 @@ impl FetchThread {
                 return;
             }
             self.ask_metadata();
-            if let Err(e) = self.cluster.maybe_refresh() {
+            if let Err(e) = self.core.cluster.maybe_refresh() {
                 log::debug!("fetcher: metadata refresh failed: {e}");
             }
             let now = Instant::now();
@@ -103,7 +143,9 @@ impl FetchThread {
                         self.connected(c);
                     }
                 }
-                recv(self.wake_rx) -> _ => {}
+                recv(self.wake_rx) -> _ => {
+                    Metrics::add(&self.core.metrics.fetch_thread_wakeups, 1);
+                }
                 default(wait) => {}
             }
         }
@@ -113,132 +155,30 @@ impl FetchThread {
     fn ask_metadata(&self) {
         let need = std::mem::take(&mut self.core.shared.state.lock().need_metadata);
         if need {
-            self.cluster.request_update();
+            self.core.cluster.request_update();
         }
     }
 
     /// Sends a request to every idle leader with something to fetch;
     /// returns when to look again at the latest.
     fn send_fetches(&mut self, now: Instant) -> Instant {
-        let snap = self.cluster.metadata();
-        let mut next = now + Duration::from_millis(250);
-        let mut by_broker: HashMap<i32, Vec<WantWithId>> = HashMap::new();
-        let mut need_metadata = false;
-        {
+        let snap = self.core.cluster.metadata();
+        let wants = {
             let mut st = self.core.shared.state.lock();
-            let FetchState {
-                parts,
-                queued,
-                brokers,
-                ..
-            } = &mut *st;
-            let mut moved: Vec<(i32, PartitionData)> = Vec::new();
-            for (tp, pos) in parts.iter_mut() {
-                if pos.stopped || pos.in_flight.is_some() {
-                    continue;
-                }
-                if let Some(at) = pos.retry_at {
-                    if at > now {
-                        next = next.min(at);
-                        continue;
-                    }
-                }
-                let Some(topic) = snap.topic(&tp.topic) else {
-                    need_metadata = true;
-                    continue;
-                };
-                let Some(pm) = topic.partition(tp.partition).filter(|p| p.leader >= 0) else {
-                    need_metadata = true;
-                    continue;
-                };
-                // The topic was deleted and created again (a new topic id):
-                // the position belongs to the old incarnation; the consumer
-                // resets it (or reports it), never fetches it from the new
-                // one.
-                let recreated = if topic.topic_id.is_zero() {
-                    false
-                } else if pos.topic_id.is_zero() {
-                    pos.topic_id = topic.topic_id;
-                    false
-                } else {
-                    pos.topic_id != topic.topic_id
-                };
-                // KIP-320: the metadata shows a new leader epoch; the
-                // consumer validates its position before fetching on.
-                let seen = pos.leader_epoch.replace(pm.leader_epoch);
-                if recreated || seen.is_some_and(|e| pm.leader_epoch > e) {
-                    pos.stopped = true;
-                    moved.push((
-                        pm.leader,
-                        PartitionData {
-                            tp: tp.clone(),
-                            epoch: pos.epoch,
-                            fetch_offset: pos.offset,
-                            next_offset: pos.offset,
-                            records: Bytes::new(),
-                            error: if recreated {
-                                ErrorCode::INCONSISTENT_TOPIC_ID
-                            } else {
-                                ErrorCode::FENCED_LEADER_EPOCH
-                            },
-                            high_watermark: -1,
-                            aborted: Vec::new(),
-                        },
-                    ));
-                    continue;
-                }
-                // KIP-392: the replica the leader pointed at, while that
-                // advice is fresh and the broker is known.
-                let target = match pos.preferred {
-                    Some((replica, until))
-                        if until > now
-                            && replica != pm.leader
-                            && snap.broker(replica).is_some() =>
-                    {
-                        replica
-                    }
-                    _ => pm.leader,
-                };
-                let b = brokers.entry(target).or_default();
-                if b.in_flight.is_some() || b.connecting.is_some() {
-                    continue;
-                }
-                if let Some(at) = b.retry_at {
-                    if at > now {
-                        next = next.min(at);
-                        continue;
-                    }
-                }
-                if queued.get(&target).copied().unwrap_or(0) >= MAX_QUEUED {
-                    continue;
-                }
-                by_broker.entry(target).or_default().push(WantWithId {
-                    want: Want {
-                        tp: tp.clone(),
-                        topic_id: topic.topic_id,
-                        part: SentPart {
-                            offset: pos.offset,
-                            max_bytes: self.core.settings.partition_max_bytes,
-                            leader_epoch: pm.leader_epoch,
-                        },
-                    },
-                    epoch: pos.epoch,
-                    follower: target != pm.leader,
-                });
+            let wants = self.core.collect(&mut st, &snap, now, None);
+            // Until its request is registered (or given up), no answer
+            // handler sends this broker one too.
+            for broker in wants.by_broker.keys() {
+                st.brokers.entry(*broker).or_default().claimed = true;
             }
-            // Sent under the lock: no answer handler can queue this
-            // partition's data after its error (none is in flight anyway).
-            for (broker, part) in moved {
-                *queued.entry(broker).or_insert(0) += 1;
-                let _ = self.core.data_tx.send(FetchedChunk {
-                    broker,
-                    parts: vec![part],
-                    counted: true,
-                });
-            }
+            wants
+        };
+        let mut next = now + Duration::from_millis(250);
+        if let Some(at) = wants.next {
+            next = next.min(at);
         }
-        if need_metadata {
-            self.cluster.request_update();
+        if wants.need_metadata {
+            self.core.cluster.request_update();
             next = next.min(
                 now + self
                     .core
@@ -247,25 +187,23 @@ impl FetchThread {
                     .max(Duration::from_millis(10)),
             );
         }
-        for (broker, wants) in by_broker {
+        for (broker, wants) in wants.by_broker {
             self.send(broker, wants, now);
         }
         next
     }
 
-    fn token(&mut self) -> u64 {
-        let t = self.next_token;
-        self.next_token += 1;
-        t
-    }
-
+    /// Gives up the claim on `broker` and backs it off.
     fn back_off(&self, broker: i32, now: Instant) {
         let mut st = self.core.shared.state.lock();
+        unclaim(&mut st, broker);
         back_off(&mut st, broker, now + self.core.settings.retry_backoff);
     }
 
-    fn send(&mut self, broker: i32, mut wants: Vec<WantWithId>, now: Instant) {
-        let conn = match self.cluster.connection(broker, Purpose::Fetch) {
+    /// Sends `wants` (claimed in [`send_fetches`](Self::send_fetches)) to
+    /// `broker`, connecting first if need be.
+    fn send(&mut self, broker: i32, wants: Vec<WantWithId>, now: Instant) {
+        let conn = match self.core.cluster.connection(broker, Purpose::Fetch) {
             Ok(c) => c,
             Err(e) => {
                 log::debug!("fetcher: no connection to broker {broker}: {e}");
@@ -274,7 +212,7 @@ impl FetchThread {
             }
         };
         let Some(versions) = conn.known_versions() else {
-            let token = self.token();
+            let token = self.core.token();
             self.tokens.insert(token, broker);
             if conn
                 .connect_async(Reply::new(self.done_tx.clone(), token))
@@ -284,17 +222,220 @@ impl FetchThread {
                 self.back_off(broker, now);
             } else {
                 let mut st = self.core.shared.state.lock();
+                unclaim(&mut st, broker);
                 st.brokers.entry(broker).or_default().connecting = Some(token);
             }
             return;
         };
-        let mut version = match versions.negotiate::<FetchRequest>() {
+        let version = match versions.negotiate::<FetchRequest>() {
             Ok(v) => v,
             Err(e) => {
-                self.fail_partitions(broker, wants, ErrorCode::UNSUPPORTED_VERSION, &e);
+                let mut st = self.core.shared.state.lock();
+                unclaim(&mut st, broker);
+                self.core.fail_partitions(
+                    &mut st,
+                    broker,
+                    wants,
+                    ErrorCode::UNSUPPORTED_VERSION,
+                    &e,
+                );
                 return;
             }
         };
+        let (token, version, request) = {
+            let mut st = self.core.shared.state.lock();
+            self.core.register(&mut st, broker, version, wants, now)
+        };
+        self.core
+            .submit(&conn, broker, token, version, &request, now);
+    }
+
+    /// A connection attempt ended.
+    fn connected(&mut self, c: Completion) {
+        let Some(broker) = self.tokens.remove(&c.token) else {
+            return;
+        };
+        let mut st = self.core.shared.state.lock();
+        st.brokers.entry(broker).or_default().connecting = None;
+        if let Err(e) = c.result {
+            log::debug!("fetcher: connecting to broker {broker} failed: {e}");
+            note_auth_failure(&mut st, &e);
+            back_off(
+                &mut st,
+                broker,
+                Instant::now() + self.core.settings.retry_backoff,
+            );
+        }
+    }
+}
+
+/// The fetch thread no longer holds `broker` for its request.
+fn unclaim(st: &mut FetchState, broker: i32) {
+    if let Some(b) = st.brokers.get_mut(&broker) {
+        b.claimed = false;
+    }
+}
+
+/// Whether `broker` may get a request now: none in flight, not connecting
+/// or claimed, not backing off (else `w` notes until when), and none of its
+/// answers waiting for the consumer beyond [`MAX_QUEUED`].
+fn broker_ready(
+    brokers: &mut HashMap<i32, BrokerState>,
+    queued: &HashMap<i32, usize>,
+    broker: i32,
+    now: Instant,
+    w: &mut Wants,
+) -> bool {
+    let b = brokers.entry(broker).or_default();
+    if b.in_flight.is_some() || b.connecting.is_some() || b.claimed {
+        return false;
+    }
+    if let Some(at) = b.retry_at {
+        if at > now {
+            w.hold_until(at);
+            return false;
+        }
+    }
+    queued.get(&broker).copied().unwrap_or(0) < MAX_QUEUED
+}
+
+impl Core {
+    fn token(&self) -> u64 {
+        self.next_token.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Under the state lock: what to ask each idle broker for (only broker
+    /// `only`'s partitions, when given). A partition whose metadata shows a
+    /// new leader epoch or topic id is stopped here and its error queued
+    /// for the consumer, under the lock.
+    fn collect(
+        &self,
+        st: &mut FetchState,
+        snap: &ClusterMetadata,
+        now: Instant,
+        only: Option<i32>,
+    ) -> Wants {
+        let mut w = Wants::default();
+        let FetchState {
+            parts,
+            queued,
+            brokers,
+            ..
+        } = st;
+        let mut moved: Vec<(i32, PartitionData)> = Vec::new();
+        for (tp, pos) in parts.iter_mut() {
+            if pos.stopped || pos.in_flight.is_some() {
+                continue;
+            }
+            if let Some(at) = pos.retry_at {
+                if at > now {
+                    w.hold_until(at);
+                    continue;
+                }
+            }
+            let Some(topic) = snap.topic(&tp.topic) else {
+                w.need_metadata = true;
+                continue;
+            };
+            let Some(pm) = topic.partition(tp.partition).filter(|p| p.leader >= 0) else {
+                w.need_metadata = true;
+                continue;
+            };
+            // KIP-392: the replica the leader pointed at, while that
+            // advice is fresh and the broker is known.
+            let target = match pos.preferred {
+                Some((replica, until))
+                    if until > now && replica != pm.leader && snap.broker(replica).is_some() =>
+                {
+                    replica
+                }
+                _ => pm.leader,
+            };
+            if only.is_some_and(|o| o != target) {
+                // The fetch thread's business; left untouched.
+                let mut ignored = Wants::default();
+                w.others |= broker_ready(brokers, queued, target, now, &mut ignored);
+                continue;
+            }
+            // The topic was deleted and created again (a new topic id):
+            // the position belongs to the old incarnation; the consumer
+            // resets it (or reports it), never fetches it from the new
+            // one.
+            let recreated = if topic.topic_id.is_zero() {
+                false
+            } else if pos.topic_id.is_zero() {
+                pos.topic_id = topic.topic_id;
+                false
+            } else {
+                pos.topic_id != topic.topic_id
+            };
+            // KIP-320: the metadata shows a new leader epoch; the
+            // consumer validates its position before fetching on.
+            let seen = pos.leader_epoch.replace(pm.leader_epoch);
+            if recreated || seen.is_some_and(|e| pm.leader_epoch > e) {
+                pos.stopped = true;
+                moved.push((
+                    pm.leader,
+                    PartitionData {
+                        tp: tp.clone(),
+                        epoch: pos.epoch,
+                        fetch_offset: pos.offset,
+                        next_offset: pos.offset,
+                        records: Bytes::new(),
+                        error: if recreated {
+                            ErrorCode::INCONSISTENT_TOPIC_ID
+                        } else {
+                            ErrorCode::FENCED_LEADER_EPOCH
+                        },
+                        high_watermark: -1,
+                        aborted: Vec::new(),
+                    },
+                ));
+                continue;
+            }
+            if !broker_ready(brokers, queued, target, now, &mut w) {
+                continue;
+            }
+            w.by_broker.entry(target).or_default().push(WantWithId {
+                want: Want {
+                    tp: tp.clone(),
+                    topic_id: topic.topic_id,
+                    part: SentPart {
+                        offset: pos.offset,
+                        max_bytes: self.settings.partition_max_bytes,
+                        leader_epoch: pm.leader_epoch,
+                    },
+                },
+                epoch: pos.epoch,
+                follower: target != pm.leader,
+            });
+        }
+        // Sent under the lock: no answer handler can queue this
+        // partition's data after its error (none is in flight anyway).
+        w.moved = !moved.is_empty();
+        for (broker, part) in moved {
+            *queued.entry(broker).or_insert(0) += 1;
+            let _ = self.data_tx.send(FetchedChunk {
+                broker,
+                parts: vec![part],
+                counted: true,
+            });
+        }
+        w
+    }
+
+    /// Under the state lock: the request for `wants` to `broker` (Fetch
+    /// `version` at most), registered as in flight before it is submitted,
+    /// since its answer is handled on the reader thread and may come at
+    /// once. Returns its token, version and the request.
+    fn register(
+        &self,
+        st: &mut FetchState,
+        broker: i32,
+        mut version: i16,
+        mut wants: Vec<WantWithId>,
+        now: Instant,
+    ) -> (u64, i16, FetchRequest) {
         if wants.iter().any(|w| w.want.topic_id.is_zero()) {
             // Fetch v13+ names topics by id only.
             version = version.min(12);
@@ -309,43 +450,53 @@ impl FetchThread {
             }
         }
         let token = self.token();
-        // The request is registered as in flight before it is submitted:
-        // its answer is handled on the reader thread and may come at once.
-        let request = {
-            let mut st = self.core.shared.state.lock();
-            let b = st.brokers.entry(broker).or_default();
-            let plan = b
-                .session
-                .plan(wants.into_iter().map(|w| w.want).collect(), version);
-            let rotation = b.rotation;
-            b.rotation = b.rotation.wrapping_add(1);
-            let request = build_request(&self.core.settings, &plan, rotation);
-            log::trace!(
-                "fetcher: fetch v{version} to broker {broker}: {} partition(s), {} listed",
-                parts.len(),
-                plan.include.len()
-            );
-            for tp in parts.keys() {
-                if let Some(p) = st.parts.get_mut(tp) {
-                    p.in_flight = Some(token);
-                }
+        let b = st.brokers.entry(broker).or_default();
+        b.claimed = false;
+        let plan = b
+            .session
+            .plan(wants.into_iter().map(|w| w.want).collect(), version);
+        let rotation = b.rotation;
+        b.rotation = b.rotation.wrapping_add(1);
+        let request = build_request(&self.settings, &plan, rotation);
+        log::trace!(
+            "fetcher: fetch v{version} to broker {broker}: {} partition(s), {} listed",
+            parts.len(),
+            plan.include.len()
+        );
+        for tp in parts.keys() {
+            if let Some(p) = st.parts.get_mut(tp) {
+                p.in_flight = Some(token);
             }
-            st.brokers.entry(broker).or_default().in_flight = Some(InFlight {
-                token,
-                version,
-                full: plan.full,
-                sent_at: now,
-                parts,
-                ids,
-            });
-            request
-        };
-        let timeout = self.core.settings.request_timeout + self.core.settings.max_wait;
-        let core = Arc::clone(&self.core);
-        // No lock held here: a call refused at once is answered (with
-        // an error, by dropping it) on this thread.
+        }
+        st.brokers.entry(broker).or_default().in_flight = Some(InFlight {
+            token,
+            version,
+            full: plan.full,
+            sent_at: now,
+            parts,
+            ids,
+        });
+        (token, version, request)
+    }
+
+    /// Puts a [registered](Self::register) request on `conn`'s writer
+    /// channel; its answer runs [`fetch_done`](Self::fetch_done) on the
+    /// connection's reader thread. Called with no lock held: a call
+    /// refused at once is answered (with an error, by dropping it) on
+    /// this thread.
+    fn submit(
+        self: &Arc<Self>,
+        conn: &Connection,
+        broker: i32,
+        token: u64,
+        version: i16,
+        request: &FetchRequest,
+        now: Instant,
+    ) {
+        let timeout = self.settings.request_timeout + self.settings.max_wait;
+        let core = Arc::clone(self);
         let sent = conn.submit(
-            &request,
+            request,
             Some(version),
             true,
             timeout,
@@ -357,19 +508,64 @@ impl FetchThread {
             // The dropped reply has handled it already (cleared the
             // request, backed off); this only makes sure.
             log::debug!("fetcher: sending to broker {broker} failed: {e}");
-            let mut st = self.core.shared.state.lock();
+            let mut st = self.shared.state.lock();
             if let Some(inf) = take_in_flight(&mut st, broker, token) {
                 clear_in_flight(&mut st, &inf);
             }
-            back_off(&mut st, broker, now + self.core.settings.retry_backoff);
+            back_off(&mut st, broker, now + self.settings.retry_backoff);
         }
     }
 
-    /// Hands `code` to the consumer for every partition of `wants`.
-    fn fail_partitions(&mut self, broker: i32, wants: Vec<WantWithId>, code: ErrorCode, e: &Error) {
+    /// Sends `broker` its next request from this thread (the reader that
+    /// has its answer, or the consumer taking one of its chunks) when that
+    /// is all there is to do: its connection is open and its versions are
+    /// known, no metadata is missing, no back-off is running and no other
+    /// broker's partition waits. Returns `false` when the fetch thread must
+    /// look instead. Never blocks; the lock is not held while submitting.
+    pub(super) fn send_next(self: &Arc<Self>, broker: i32) -> bool {
+        let Some(conn) = self.cluster.open_connection(broker, Purpose::Fetch) else {
+            return false;
+        };
+        let Some(version) = conn
+            .known_versions()
+            .and_then(|v| v.negotiate::<FetchRequest>().ok())
+        else {
+            return false;
+        };
+        let snap = self.cluster.metadata();
+        let now = Instant::now();
+        let (token, version, request) = {
+            let mut st = self.shared.state.lock();
+            if st.closed || st.need_metadata {
+                return false;
+            }
+            let mut w = self.collect(&mut st, &snap, now, Some(broker));
+            if !w.only_requests() {
+                st.need_metadata |= w.need_metadata;
+                return false;
+            }
+            let Some(wants) = w.by_broker.remove(&broker) else {
+                // Nothing to fetch from it (or it is busy): nothing to do.
+                return true;
+            };
+            self.register(&mut st, broker, version, wants, now)
+        };
+        self.submit(&conn, broker, token, version, &request, now);
+        true
+    }
+
+    /// Under the state lock: hands `code` to the consumer for every
+    /// partition of `wants`.
+    fn fail_partitions(
+        &self,
+        st: &mut FetchState,
+        broker: i32,
+        wants: Vec<WantWithId>,
+        code: ErrorCode,
+        e: &Error,
+    ) {
         log::warn!("fetcher: broker {broker}: {e}");
         let mut parts = Vec::new();
-        let mut st = self.core.shared.state.lock();
         for w in wants {
             if w.follower {
                 // A replica the leader suggested: the leader it is.
@@ -396,29 +592,11 @@ impl FetchThread {
             return;
         }
         *st.queued.entry(broker).or_insert(0) += 1;
-        let _ = self.core.data_tx.send(FetchedChunk {
+        let _ = self.data_tx.send(FetchedChunk {
             broker,
             parts,
             counted: true,
         });
-    }
-
-    /// A connection attempt ended.
-    fn connected(&mut self, c: Completion) {
-        let Some(broker) = self.tokens.remove(&c.token) else {
-            return;
-        };
-        let mut st = self.core.shared.state.lock();
-        st.brokers.entry(broker).or_default().connecting = None;
-        if let Err(e) = c.result {
-            log::debug!("fetcher: connecting to broker {broker} failed: {e}");
-            note_auth_failure(&mut st, &e);
-            back_off(
-                &mut st,
-                broker,
-                Instant::now() + self.core.settings.retry_backoff,
-            );
-        }
     }
 }
 
@@ -466,10 +644,17 @@ fn clear_in_flight(st: &mut FetchState, inf: &InFlight) {
 impl Core {
     /// Handles the answer to fetch `token` of `broker`, on the thread that
     /// has it (the connection's reader): moves the positions on, queues the
-    /// data and errors for the consumer, and wakes the fetch thread when it
-    /// has something to do (the broker may take its next request, or must
-    /// back off). Never blocks: the lock is only ever held briefly.
-    pub(super) fn fetch_done(&self, broker: i32, token: u64, version: i16, result: Result<Bytes>) {
+    /// data and errors for the consumer, then sends the broker its next
+    /// request if it may take one and nothing else needs doing, and wakes
+    /// the fetch thread otherwise (metadata, a back-off, an error). Never
+    /// blocks: the lock is only ever held briefly, never while submitting.
+    pub(super) fn fetch_done(
+        self: &Arc<Self>,
+        broker: i32,
+        token: u64,
+        version: i16,
+        result: Result<Bytes>,
+    ) {
         // Decoding the answer (not its records) needs no lock.
         let response = result.and_then(|body| decode_response::<FetchRequest>(&body, version));
         let now = Instant::now();
@@ -685,9 +870,9 @@ impl Core {
             "fetcher: answer of broker {broker} after {:?}: {bytes} record bytes",
             now.duration_since(inf.sent_at)
         );
-        // The consumer wakes the fetch thread when it takes the chunk
-        // (`Fetcher::taken`); until then this broker gets no request.
-        if may_send || stale_metadata {
+        // The consumer sends this broker's next request when it takes the
+        // chunk (`Fetcher::taken`); until then it gets none.
+        if stale_metadata || (may_send && !self.send_next(broker)) {
             self.shared.wake();
         }
     }
