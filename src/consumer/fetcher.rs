@@ -36,7 +36,7 @@ mod thread;
 use thread::{BrokerState, Core, FetchThread};
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -113,14 +113,16 @@ struct FetchState {
     /// An answer asked for a metadata refresh (the fetch thread asks the
     /// cluster: a reader thread holds no handle to it).
     need_metadata: bool,
-    /// The consumer is blocked waiting for a chunk with nothing buffered:
-    /// the next answer is as good as taken (see [`FetchedChunk::counted`]).
-    consumer_waiting: bool,
 }
 
 struct Shared {
     state: Mutex<FetchState>,
     wake_tx: Sender<()>,
+    /// The consumer is blocked waiting for a chunk with nothing buffered:
+    /// the next answer is as good as taken (see [`FetchedChunk::counted`]).
+    /// Outside the lock, so that the consumer waking up for a chunk does
+    /// not meet the reader that sent it still holding the lock.
+    consumer_waiting: AtomicBool,
 }
 
 impl Shared {
@@ -179,6 +181,7 @@ impl Fetcher {
         let shared = Arc::new(Shared {
             state: Mutex::new(FetchState::default()),
             wake_tx,
+            consumer_waiting: AtomicBool::new(false),
         });
         let core = Arc::new(Core {
             shared: Arc::clone(&shared),
@@ -260,7 +263,7 @@ impl Fetcher {
     /// The consumer is about to block waiting for a chunk (`true`, with
     /// nothing buffered), or stopped waiting (`false`).
     pub(crate) fn waiting(&self, on: bool) {
-        self.shared.state.lock().consumer_waiting = on;
+        self.shared.consumer_waiting.store(on, Ordering::Release);
     }
 
     /// The consumer took `chunk` from the channel: its broker may get its

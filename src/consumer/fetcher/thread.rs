@@ -846,13 +846,14 @@ impl Core {
             // A consumer waiting on an empty channel takes this at once: it
             // is not counted, and the broker's next request goes out now
             // (in parallel with the consumer's wake-up, not after it).
-            let counted = !(st.consumer_waiting && self.data_tx.is_empty());
+            // (Swapped only when the channel is empty; under the lock, so
+            // two answers never both find it waiting.)
+            let counted = !(self.data_tx.is_empty()
+                && self.shared.consumer_waiting.swap(false, Ordering::AcqRel));
             let mut q = st.queued.get(&broker).copied().unwrap_or(0);
             if counted {
                 q += 1;
                 st.queued.insert(broker, q);
-            } else {
-                st.consumer_waiting = false;
             }
             // Sent under the lock, so that it stays in order with errors
             // the fetch thread queues for the same partitions.
