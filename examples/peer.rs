@@ -6,7 +6,7 @@
 //!
 //! Prints one `RESULT key=value ...` line; exit 0 on success, 3 when
 //! messages were lost or failed, 4 for an unsupported mode/codec, anything
-//! else on error. Settings match the other peers: acks=1, linger 5 ms,
+//! else on error. Settings match the other peers: acks=1, linger 5 ms (`PEER_LINGER_MS` overrides it for `produce`),
 //! batches up to 1 MiB, requests up to 2 MiB, idempotence off, 32 MiB of
 //! buffer, message i to partition i mod P. `consume` assigns every
 //! partition from the beginning (no group) with the consumer's defaults;
@@ -253,7 +253,12 @@ fn produce(a: &Args) -> Report {
         .client_id("peer-kafka-blocking")
         .acks(1)
         .enable_idempotence(false)
-        .linger_ms(LINGER_MS)
+        .linger_ms(
+            std::env::var("PEER_LINGER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(LINGER_MS),
+        )
         .batch_size(BATCH_BYTES)
         .max_request_size(2 * BATCH_BYTES)
         .buffer_memory(32 << 20)

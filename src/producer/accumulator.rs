@@ -135,8 +135,18 @@ pub(crate) struct Accumulator {
 
 /// Outcome of trying to append without opening a batch.
 enum TryAppend {
-    Done(RecordInfo, Arc<BatchCompletion>),
+    Done(Appended),
     NeedBatch,
+}
+
+/// A record appended to its partition's batch.
+pub(crate) struct Appended {
+    pub(crate) info: RecordInfo,
+    pub(crate) completion: Arc<BatchCompletion>,
+    /// The append opened a batch or filled one: the sender has something
+    /// new to look at. The caller wakes it ([`Accumulator::wake`]) or takes
+    /// its turn, once it holds no queue lock.
+    pub(crate) kick: bool,
 }
 
 impl Accumulator {
@@ -224,7 +234,7 @@ impl Accumulator {
         may_open: bool,
         max_block: Duration,
         now: impl FnOnce() -> Instant,
-    ) -> Result<Option<(RecordInfo, Arc<BatchCompletion>)>> {
+    ) -> Result<Option<Appended>> {
         let Some(queue) = topic.partitions.get(partition as usize) else {
             return Err(Error::invalid_argument(format!(
                 "partition {partition} does not exist (the topic has {})",
@@ -240,8 +250,8 @@ impl Accumulator {
             if self.is_closed() {
                 return Err(Error::closed("send() on a closed producer"));
             }
-            if let TryAppend::Done(info, c) = self.try_append(&mut q, rec)? {
-                return Ok(Some((info, c)));
+            if let TryAppend::Done(done) = self.try_append(&mut q, rec)? {
+                return Ok(Some(done));
             }
         }
         if !may_open {
@@ -267,10 +277,10 @@ impl Accumulator {
             return Err(Error::closed("send() on a closed producer"));
         }
         match self.try_append(&mut q, rec) {
-            Ok(TryAppend::Done(info, c)) => {
+            Ok(TryAppend::Done(done)) => {
                 drop(q);
                 self.release(reserve);
-                return Ok(Some((info, c)));
+                return Ok(Some(done));
             }
             Ok(TryAppend::NeedBatch) => {}
             Err(e) => {
@@ -315,10 +325,18 @@ impl Accumulator {
         self.incomplete.lock().insert(id, Arc::clone(&completion));
         q.open = Some(batch);
         drop(q);
-        // Wake the sender: a new batch has a linger deadline, and a closed
-        // one may be ready to go.
+        // The sender must look: a new batch has a linger deadline, and a
+        // closed one may be ready to go.
+        Ok(Some(Appended {
+            info,
+            completion,
+            kick: true,
+        }))
+    }
+
+    /// Wakes the sender thread.
+    pub(crate) fn wake(&self) {
         let _ = self.wake.try_send(());
-        Ok(Some((info, completion)))
     }
 
     #[inline]
@@ -329,15 +347,19 @@ impl Accumulator {
         let Some(info) = Self::append_to(batch, rec, self.cfg.batch_size)? else {
             return Ok(TryAppend::NeedBatch);
         };
-        let c = Arc::clone(&batch.completion);
-        if batch.builder.size_estimate() >= self.cfg.batch_size {
-            // Full: hand it to the sender now rather than at linger.
+        let completion = Arc::clone(&batch.completion);
+        // Full: hand it to the sender now rather than at linger.
+        let kick = batch.builder.size_estimate() >= self.cfg.batch_size;
+        if kick {
             if let Some(b) = q.open.take() {
                 q.full.push_back(b);
             }
-            let _ = self.wake.try_send(());
         }
-        Ok(TryAppend::Done(info, c))
+        Ok(TryAppend::Done(Appended {
+            info,
+            completion,
+            kick,
+        }))
     }
 
     /// Appends within `limit` bytes; `None` when the record does not fit.
@@ -589,12 +611,15 @@ mod tests {
         let v = [7u8; 100];
         let mut batches = std::collections::BTreeSet::new();
         for _ in 0..30 {
-            let (info, c) = a
+            let done = a
                 .append(&t, 1, &rec(&v), true, Duration::ZERO, || now)
                 .unwrap()
                 .unwrap();
-            batches.insert(Arc::as_ptr(&c) as usize);
-            assert!(info.index < 10);
+            // A new batch is news for the sender (so is a full one).
+            if batches.insert(Arc::as_ptr(&done.completion) as usize) {
+                assert!(done.kick, "a new batch must kick the sender");
+            }
+            assert!(done.info.index < 10);
         }
         assert!(
             batches.len() >= 3,

@@ -66,7 +66,7 @@ pub use serializer::{BigEndianSerializer, BytesSerializer, StringSerializer};
 pub use transaction::{ConsumerGroupMetadata, TransactionState};
 pub use typed::TypedProducer;
 
-use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, TopicQueues};
+use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, Appended, TopicQueues};
 use record::{BatchCompletion, RecordInfo};
 use transaction::Transactions;
 
@@ -87,6 +87,9 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     state: Arc<AtomicU8>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The sender's state: its thread's, and a `send()` caller's for a
+    /// turn when `linger_ms` is 0 ([`Producer::kick`]).
+    sender: Arc<Mutex<sender::SenderThread>>,
     round_robin: partitioner::PartitionerState,
     txn: Option<Arc<Transactions>>,
 }
@@ -127,9 +130,11 @@ impl Producer {
             wake_rx,
             txn.clone(),
         );
+        let sender = Arc::new(Mutex::new(sender));
+        let core = Arc::clone(&sender);
         let thread = std::thread::Builder::new()
             .name("kafka-producer-sender".into())
-            .spawn(move || sender.run())
+            .spawn(move || sender::SenderThread::run(core))
             .map_err(|e| Error::io("spawning the producer's sender thread", e))?;
         Ok(Producer {
             inner: Arc::new(Inner {
@@ -139,6 +144,7 @@ impl Producer {
                 metrics,
                 state,
                 thread: Mutex::new(Some(thread)),
+                sender,
                 round_robin: partitioner::PartitionerState::default(),
                 txn,
             }),
@@ -171,6 +177,31 @@ impl Producer {
     }
 
     fn append(&self, record: &Record<'_>) -> Result<(RecordInfo, Arc<BatchCompletion>)> {
+        let done = self.append_record(record)?;
+        if done.kick {
+            self.kick();
+        }
+        Ok((done.info, done.completion))
+    }
+
+    /// The sender has something new to look at. With `linger_ms` 0 the
+    /// record should leave now: the caller takes the sender's turn itself
+    /// when the sender thread is not busy (one thread wake-up fewer on the
+    /// record's way); otherwise, or when something is left for it, the
+    /// sender thread is woken.
+    fn kick(&self) {
+        let inner = &*self.inner;
+        if inner.cfg.linger.is_zero() && inner.txn.is_none() {
+            if let Some(mut sender) = inner.sender.try_lock() {
+                if sender.drive(Instant::now()) {
+                    return;
+                }
+            }
+        }
+        inner.acc.wake();
+    }
+
+    fn append_record(&self, record: &Record<'_>) -> Result<Appended> {
         if let Some(e) = &record.error {
             return Err(e.clone());
         }

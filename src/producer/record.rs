@@ -559,6 +559,15 @@ pub(crate) fn mark_callback_thread() {
     ON_CALLBACK_THREAD.with(|f| f.set(true));
 }
 
+/// Runs `f` marked as a callback thread (and restores the mark after):
+/// for work of the sender's done on a `send()` caller's thread.
+pub(crate) fn as_callback_thread<R>(f: impl FnOnce() -> R) -> R {
+    let was = ON_CALLBACK_THREAD.with(|c| c.replace(true));
+    let r = f();
+    ON_CALLBACK_THREAD.with(|c| c.set(was));
+    r
+}
+
 /// Whether the calling thread is a producer's sender thread (delivery
 /// callbacks run there; waiting for a delivery from one would deadlock).
 pub(crate) fn on_callback_thread() -> bool {

@@ -372,10 +372,16 @@ impl SenderThread {
             }
             Err(e) => {
                 self.in_flight.insert(token, inflight);
-                self.handle_completion(Completion {
+                let failed = Completion {
                     token,
                     result: Err(e),
-                });
+                };
+                if self.driving {
+                    // Retries and failures are the sender thread's.
+                    let _ = self.done_tx.send(failed);
+                } else {
+                    self.handle_completion(failed);
+                }
             }
         }
     }

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
+use parking_lot::Mutex;
 
 use super::accumulator::Accumulator;
 use super::config::ProducerConfig;
 use super::metrics::Metrics;
-use super::record::mark_callback_thread;
+use super::record::{as_callback_thread, mark_callback_thread};
 use super::transaction::{ProducerId, Transactions};
 use crate::bytes::Bytes;
 use crate::cluster::{Cluster, Purpose};
@@ -114,6 +115,9 @@ pub(crate) struct SenderThread {
     connecting: std::collections::HashSet<i32>,
     /// Set for a transactional producer: it owns the producer id.
     txn: Option<Arc<Transactions>>,
+    /// A `send()` caller is taking this turn ([`SenderThread::drive`]):
+    /// what must be handled on the sender thread goes through `done_tx`.
+    driving: bool,
 }
 
 /// Completion tokens with this bit set answer a background connect to the
@@ -150,51 +154,102 @@ impl SenderThread {
             seen_refresh: None,
             connecting: std::collections::HashSet::new(),
             txn,
+            driving: false,
         }
     }
 
-    pub(crate) fn run(mut self) {
+    /// The thread's body: turns until the producer closes. Callers of
+    /// `send()` may take a turn's work themselves ([`SenderThread::drive`])
+    /// while this thread waits, so the state lives behind `core`'s lock,
+    /// which is never held while waiting.
+    pub(crate) fn run(core: Arc<Mutex<SenderThread>>) {
         mark_callback_thread();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop()));
+        let (wake_rx, done_rx) = {
+            let s = core.lock();
+            (s.wake_rx.clone(), s.done_rx.clone())
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::run_loop(&core, &wake_rx, &done_rx)
+        }));
         if outcome.is_err() {
             log::error!("the producer's sender thread panicked; failing every pending record");
         }
         // Whatever is left (an abort, a panic, a send that raced close())
         // fails now: no future may wait for a thread that is gone.
-        self.acc.close();
-        self.abort_all();
+        let mut s = core.lock();
+        s.acc.close();
+        s.abort_all();
     }
 
-    fn run_loop(&mut self) {
+    fn run_loop(
+        core: &Mutex<SenderThread>,
+        wake_rx: &Receiver<()>,
+        done_rx: &Receiver<Completion>,
+    ) {
         loop {
-            let state = self.state.load(Ordering::Acquire);
-            if state == ABORT {
+            let Some(wait) = core.lock().turn() else {
                 return;
-            }
-            while let Ok(c) = self.done_rx.try_recv() {
-                self.handle_completion(c);
-            }
-            let now = Instant::now();
-            if let Err(e) = self.cluster.maybe_refresh() {
-                log::debug!("producer metadata refresh failed: {e}");
-            }
-            self.follow_partition_growth();
-            self.expire(now);
-            let next_linger = self.send_ready(now);
-            if state == CLOSING && self.idle() {
-                return;
-            }
-            let wait = self.next_wakeup(now, next_linger);
+            };
             select! {
-                recv(self.wake_rx) -> _ => {}
-                recv(self.done_rx) -> c => {
+                recv(wake_rx) -> _ => {}
+                recv(done_rx) -> c => {
                     if let Ok(c) = c {
-                        self.handle_completion(c);
+                        core.lock().handle_completion(c);
                     }
                 }
                 default(wait) => {}
             }
         }
+    }
+
+    /// One turn of the loop: answers, metadata, expiry, sending; returns
+    /// how long to wait for the next, or `None` when the thread must stop.
+    fn turn(&mut self) -> Option<Duration> {
+        let state = self.state.load(Ordering::Acquire);
+        if state == ABORT {
+            return None;
+        }
+        while let Ok(c) = self.done_rx.try_recv() {
+            self.handle_completion(c);
+        }
+        let now = Instant::now();
+        if let Err(e) = self.cluster.maybe_refresh() {
+            log::debug!("producer metadata refresh failed: {e}");
+        }
+        self.follow_partition_growth();
+        self.expire(now);
+        let next_linger = self.send_ready(now);
+        if state == CLOSING && self.idle() {
+            return None;
+        }
+        Some(self.next_wakeup(now, next_linger))
+    }
+
+    /// Sends what is ready now, on the calling thread: `send()` with
+    /// `linger_ms` 0 takes the sender's turn itself when the sender thread
+    /// is not busy, which saves a thread wake-up on the record's way to
+    /// the broker (the request still goes through the connection's writer
+    /// thread; answers still come to the sender thread). Only the plain
+    /// path: no transaction, a producer id in hand, no retries or answers
+    /// waiting. Returns whether the sender thread has nothing to look at
+    /// (else the caller wakes it).
+    pub(crate) fn drive(&mut self, now: Instant) -> bool {
+        if self.state.load(Ordering::Acquire) != RUNNING
+            || self.txn.is_some()
+            || !self.done_rx.is_empty()
+            || (self.cfg.enable_idempotence && (self.pid.is_none() || self.need_bump))
+            || self.partitions.values().any(|p| !p.retries.is_empty())
+        {
+            return false;
+        }
+        self.driving = true;
+        // Callbacks do not run here (answers are the sender's), but a batch
+        // that fails to build completes at once: it must not wait for the
+        // sender thread from inside its callback while this turn holds the
+        // sender's state.
+        as_callback_thread(|| self.send_ready(now));
+        self.driving = false;
+        !self.acc.has_queued()
     }
 
     /// Topics can gain partitions; new sends spread over them once the
