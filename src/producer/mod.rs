@@ -130,7 +130,6 @@ impl Producer {
             wake_rx,
             txn.clone(),
         );
-        let sender = Arc::new(Mutex::new(sender));
         let core = Arc::clone(&sender);
         let thread = std::thread::Builder::new()
             .name("kafka-producer-sender".into())
