@@ -334,7 +334,7 @@ impl Accumulator {
         }))
     }
 
-    /// Wakes the sender thread.
+    /// Wakes the sender thread (a no-op when a wake-up is pending).
     pub(crate) fn wake(&self) {
         let _ = self.wake.try_send(());
     }

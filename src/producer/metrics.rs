@@ -15,6 +15,7 @@ pub(crate) struct Metrics {
     requests: AtomicU64,
     latency_us_sum: AtomicU64,
     latency_us_max: AtomicU64,
+    sender_wakeups: AtomicU64,
 }
 
 impl Metrics {
@@ -32,6 +33,9 @@ impl Metrics {
     }
     pub(crate) fn retry(&self) {
         self.retries.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn sender_woke(&self) {
+        self.sender_wakeups.fetch_add(1, Relaxed);
     }
     pub(crate) fn request_latency(&self, d: Duration) {
         let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
@@ -80,6 +84,7 @@ impl Metrics {
             request_latency_max: Duration::from_micros(self.latency_us_max.load(Relaxed)),
             buffer_bytes_used,
             buffer_bytes_peak,
+            sender_wakeups: self.sender_wakeups.load(Relaxed),
         }
     }
 }
@@ -114,4 +119,9 @@ pub struct ProducerMetrics {
     pub buffer_bytes_used: u64,
     /// The most bytes of `buffer_memory` in use at any time.
     pub buffer_bytes_peak: u64,
+    /// Times the sender thread woke up (a new batch, an answer, a timer).
+    /// With `linger_ms` 0, records sent one at a time mostly never wake
+    /// it: `send()` takes its turn and the connection's reader settles
+    /// the answer, so this stays far below the number of records.
+    pub sender_wakeups: u64,
 }

@@ -67,7 +67,7 @@ pub use transaction::{ConsumerGroupMetadata, TransactionState};
 pub use typed::TypedProducer;
 
 use accumulator::{Accumulator, AccumulatorConfig, AppendRecord, Appended, TopicQueues};
-use record::{BatchCompletion, RecordInfo};
+use record::RecordInfo;
 use transaction::Transactions;
 
 use crate::cluster::{Cluster, PartitionMetadata};
@@ -130,7 +130,6 @@ impl Producer {
             wake_rx,
             txn.clone(),
         );
-        let sender = Arc::new(Mutex::new(sender));
         let core = Arc::clone(&sender);
         let thread = std::thread::Builder::new()
             .name("kafka-producer-sender".into())
@@ -159,8 +158,14 @@ impl Producer {
     /// [`ErrorKind::Timeout`]. A record larger than `max_request_size`
     /// fails at once with [`ErrorKind::MessageTooLarge`].
     pub fn send(&self, record: Record<'_>) -> Result<DeliveryFuture> {
-        let (info, batch) = self.append(&record)?;
-        Ok(DeliveryFuture { batch, info })
+        let done = self.append_record(&record)?;
+        if done.kick {
+            self.kick();
+        }
+        Ok(DeliveryFuture {
+            batch: done.completion,
+            info: done.info,
+        })
     }
 
     /// Like [`send`](Producer::send), but calls `callback` with the outcome
@@ -171,17 +176,15 @@ impl Producer {
         record: Record<'_>,
         callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static,
     ) -> Result<()> {
-        let (info, batch) = self.append(&record)?;
-        batch.add_callback(info, Box::new(callback));
-        Ok(())
-    }
-
-    fn append(&self, record: &Record<'_>) -> Result<(RecordInfo, Arc<BatchCompletion>)> {
-        let done = self.append_record(record)?;
+        let done = self.append_record(&record)?;
+        // Registered before the sender may look: a batch sent and answered
+        // at once (linger_ms 0) must not find it missing and complete
+        // without it.
+        done.completion.add_callback(done.info, Box::new(callback));
         if done.kick {
             self.kick();
         }
-        Ok((done.info, done.completion))
+        Ok(())
     }
 
     /// The sender has something new to look at. With `linger_ms` 0 the

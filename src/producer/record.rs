@@ -362,12 +362,12 @@ impl BatchCompletion {
     }
 
     /// Records the outcome, wakes every waiter and runs the callbacks.
-    /// Only the first call has an effect.
-    pub(crate) fn complete(&self, result: Result<BatchAck>) {
+    /// Only the first call has an effect; returns whether this one did.
+    pub(crate) fn complete(&self, result: Result<BatchAck>) -> bool {
         {
             let mut st = self.state.lock();
             if st.is_some() {
-                return;
+                return false;
             }
             *st = Some(result.clone());
         }
@@ -384,6 +384,38 @@ impl BatchCompletion {
                 );
             }
         }
+        true
+    }
+
+    /// Completes the batch with `result` unless it has callbacks (they run
+    /// on the sender thread only) or is complete already, without waking
+    /// its waiters: call [`wake_waiters`](Self::wake_waiters) after (the
+    /// reader first queues the answer for the sender's bookkeeping, so a
+    /// waiter that sends again at once finds its partition free). Returns
+    /// whether it completed it; then `before` ran just
+    /// before the outcome became visible (so counters it moves are current
+    /// for whoever sees the batch complete). The check and the store
+    /// happen under the callbacks lock, which `add_callback` holds while
+    /// it looks at the outcome, so a callback is never run here.
+    pub(crate) fn complete_quietly(&self, result: Result<BatchAck>, before: impl FnOnce()) -> bool {
+        let callbacks = self.callbacks.lock();
+        if !callbacks.is_empty() {
+            return false;
+        }
+        {
+            let mut st = self.state.lock();
+            if st.is_some() {
+                return false;
+            }
+            before();
+            *st = Some(result);
+        }
+        true
+    }
+
+    /// Wakes whoever waits for the batch (after `complete_quietly`).
+    pub(crate) fn wake_waiters(&self) {
+        self.cond.notify_all();
     }
 
     /// Records the outcome of one piece of a batch of `total` records that
@@ -586,6 +618,51 @@ mod tests {
             key_size: -1,
             value_size: 1,
         }
+    }
+
+    #[test]
+    fn a_quiet_completion_never_runs_a_callback_and_completes_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let ran = Arc::new(AtomicUsize::new(0));
+        let before = Arc::new(AtomicUsize::new(0));
+        let count = || {
+            before.fetch_add(1, SeqCst);
+        };
+        // A batch with a callback is left to the sender thread.
+        let with_cb = BatchCompletion::new("t".into(), 0);
+        let r = Arc::clone(&ran);
+        with_cb.add_callback(
+            info(0),
+            Box::new(move |_| {
+                r.fetch_add(1, SeqCst);
+            }),
+        );
+        assert!(!with_cb.complete_quietly(Ok(BatchAck::whole(5, None)), count));
+        assert!(!with_cb.is_done());
+        assert_eq!((ran.load(SeqCst), before.load(SeqCst)), (0, 0));
+        assert!(with_cb.complete(Ok(BatchAck::whole(5, None))));
+        assert_eq!(ran.load(SeqCst), 1);
+        // Without one it completes, once; a later complete has no effect.
+        let plain = BatchCompletion::new("t".into(), 0);
+        assert!(plain.complete_quietly(Ok(BatchAck::whole(7, None)), count));
+        assert_eq!(before.load(SeqCst), 1);
+        assert!(!plain.complete(Err(Error::protocol("late"))));
+        assert!(!plain.complete_quietly(Ok(BatchAck::whole(8, None)), count));
+        assert_eq!(before.load(SeqCst), 1);
+        let result = plain.state.lock().clone().expect("complete");
+        assert_eq!(
+            plain.metadata_for(&result, info(1)).map(|m| m.offset).ok(),
+            Some(8)
+        );
+        // A callback added after runs at once on the adding thread.
+        let r = Arc::clone(&ran);
+        plain.add_callback(
+            info(0),
+            Box::new(move |_| {
+                r.fetch_add(1, SeqCst);
+            }),
+        );
+        assert_eq!(ran.load(SeqCst), 2);
     }
 
     #[test]

@@ -321,6 +321,65 @@ fn callbacks_run_on_their_own() {
     assert_eq!(offsets, (0..50).collect::<Vec<_>>());
 }
 
+/// linger_ms 0, one record at a time (a request/reply service): `send()`
+/// takes the sender's turn itself and the connection's reader settles each
+/// answer, so the sender thread is not woken per record; every record is
+/// stored once and in order, and callbacks still run on the sender thread
+/// only, never on the caller's or a reader's.
+#[test]
+fn one_at_a_time_with_linger_zero_needs_no_sender_wakeup_per_record() {
+    const N: i64 = 300;
+    let c = client();
+    let topic = unique_topic("p-linger0");
+    create_topic(&c, &topic, 1);
+    let p = producer().linger_ms(0).build().expect("producer");
+    // The first send sets up the topic and the producer id.
+    p.send(Record::new(topic.as_str()).value("0"))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    let before = p.metrics().sender_wakeups;
+    for i in 1..N {
+        let meta = p
+            .send(Record::new(topic.as_str()).value(i.to_string()))
+            .expect("send")
+            .wait()
+            .expect("delivered");
+        assert_eq!(meta.offset(), i);
+    }
+    let wakeups = p.metrics().sender_wakeups - before;
+    // Without it the sender wakes at least twice per record (the record,
+    // its answer); what is left are its timer ticks and the odd race.
+    assert!(
+        wakeups < (N as u64) / 4,
+        "the sender woke {wakeups} times for {N} records"
+    );
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for i in N..N + 20 {
+        let tx = tx.clone();
+        p.send_with_callback(Record::new(topic.as_str()).value(i.to_string()), move |r| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            let _ = tx.send((r.map(|m| m.offset()), thread));
+        })
+        .expect("send");
+        let (offset, thread) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the callback ran");
+        assert_eq!(offset.expect("delivered"), i);
+        assert_eq!(thread.as_deref(), Some("kafka-producer-sender"));
+    }
+    p.close(Duration::from_secs(10)).expect("close");
+    let values: Vec<i64> = fetch_all(&c, &topic)
+        .iter()
+        .map(|r| {
+            String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+                .parse()
+                .unwrap_or(-1)
+        })
+        .collect();
+    assert_eq!(values, (0..N + 20).collect::<Vec<_>>());
+}
+
 /// The proxy cuts every connection after a few KB of responses (and the
 /// test cuts them all now and then): with idempotence and acks=all, 50k
 /// records still end up stored exactly once and in order per partition.

@@ -3,23 +3,187 @@
 //! large, expiring batches past `delivery_timeout_ms`, and the sequence
 //! bookkeeping that goes with it.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ProducerBatch, SenderThread, CONNECT_TOKEN};
+use super::{ProducerBatch, SenderThread, CONNECT_TOKEN, RUNNING};
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
-use crate::net::{decode_response, Completion};
+use crate::net::{decode_response, Completion, Reply};
 use crate::producer::accumulator::{Accumulator, OpenBatch};
 use crate::producer::config::Acks;
 use crate::producer::metrics::Metrics;
-use crate::producer::record::BatchAck;
+use crate::producer::record::{BatchAck, BatchCompletion};
 use crate::producer::transaction::Transactions;
 use crate::protocol::messages::ProduceRequest;
 use crate::protocol::ErrorCode;
 use crate::records::{BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches};
 
+/// A produce answer on its way from the connection's reader to the sender.
+pub(super) enum Answer {
+    /// For the sender to take apart (errors, callbacks, transactions).
+    Raw(Completion),
+    /// Every batch of the request was acknowledged; the reader completed
+    /// those whose `pending` entry is `None` (futures woken, memory freed)
+    /// and left the sender its bookkeeping and the others to finish.
+    Settled {
+        token: u64,
+        at: Instant,
+        pending: Vec<Option<BatchAck>>,
+    },
+}
+
+/// What the reader needs of a batch to complete it.
+struct QuietBatch {
+    topic: Arc<str>,
+    partition: i32,
+    id: u64,
+    reserved: usize,
+    records: i32,
+    completion: Arc<BatchCompletion>,
+}
+
 impl SenderThread {
+    /// The reply for a produce request of `batches` sent in `version`.
+    ///
+    /// It runs on the connection's reader thread: when every batch was
+    /// acknowledged it completes them there (no callbacks: those run on
+    /// the sender thread, so a batch with one is left to it), then queues
+    /// the answer for the sender's bookkeeping and wakes the sender only
+    /// if something waits on it: queued records (a partition's next batch
+    /// waits for its in-flight one), `eager` work (retries, an epoch bump,
+    /// closing) or a batch left to finish. So an answer nobody waits for
+    /// costs no sender wake-up, and a waiting future is woken one hop
+    /// sooner. Errors, `acks=0`, split batches and transactions take the
+    /// sender's path.
+    pub(super) fn quiet_reply(&self, token: u64, version: i16, batches: &[ProducerBatch]) -> Reply {
+        let tx = self.answers_tx.clone();
+        let acc = Arc::clone(&self.acc);
+        // A piece of a split batch completes through `complete_piece`.
+        let split = batches.iter().any(|b| b.split.is_some());
+        if self.cfg.acks == Acks::None || self.txn.is_some() || split {
+            return Reply::run(token, move |c| {
+                let _ = tx.send(Answer::Raw(c));
+                acc.wake();
+            });
+        }
+        let metrics = Arc::clone(&self.metrics);
+        let me = self.me.clone();
+        let drives = self.cfg.linger.is_zero();
+        let eager: Arc<AtomicBool> = Arc::clone(&self.eager);
+        let state: Arc<AtomicU8> = Arc::clone(&self.state);
+        let quiet: Vec<QuietBatch> = batches
+            .iter()
+            .map(|b| QuietBatch {
+                topic: Arc::clone(&b.topic),
+                partition: b.partition,
+                id: b.id,
+                reserved: b.reserved,
+                records: b.records,
+                completion: Arc::clone(&b.completion),
+            })
+            .collect();
+        Reply::run(token, move |c| {
+            let settled = c
+                .result
+                .as_ref()
+                .ok()
+                .and_then(|body| settle(body, version, &quiet, &acc, &metrics));
+            let must_wake = match settled {
+                Some(pending) => {
+                    let left = pending.iter().any(Option::is_some);
+                    let _ = tx.send(Answer::Settled {
+                        token,
+                        at: Instant::now(),
+                        pending,
+                    });
+                    for b in &quiet {
+                        b.completion.wake_waiters();
+                    }
+                    left
+                }
+                None => {
+                    let _ = tx.send(Answer::Raw(c));
+                    true
+                }
+            };
+            // Pushed, then look (the sender stores `eager`, then looks).
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if must_wake
+                || eager.load(Ordering::SeqCst)
+                || state.load(Ordering::SeqCst) != RUNNING
+                || acc.is_closed()
+            {
+                acc.wake();
+            } else if acc.has_queued() {
+                // A partition's next batch waited for this answer. With
+                // linger_ms 0 it goes now: this thread takes the sender's
+                // turn when no one else has it (a wake-up fewer).
+                let driven = drives
+                    && me
+                        .upgrade()
+                        .and_then(|core| core.try_lock().map(|mut s| s.drive(Instant::now())))
+                        .unwrap_or(false);
+                if !driven {
+                    acc.wake();
+                }
+            }
+        })
+    }
+
+    /// Takes the answers the readers queued, in order.
+    pub(super) fn take_answers(&mut self) {
+        while let Some(a) = self
+            .deferred
+            .pop_front()
+            .or_else(|| self.answers_rx.try_recv().ok())
+        {
+            match a {
+                Answer::Raw(c) => self.handle_completion(c),
+                Answer::Settled { token, at, pending } => self.handle_settled(token, at, pending),
+            }
+        }
+    }
+
+    /// The sender's part of an answer whose batches were all acknowledged.
+    pub(super) fn handle_settled(
+        &mut self,
+        token: u64,
+        at: Instant,
+        pending: Vec<Option<BatchAck>>,
+    ) {
+        let Some(req) = self.in_flight.remove(&token) else {
+            return;
+        };
+        if let Some(n) = self.broker_in_flight.get_mut(&req.broker) {
+            *n = n.saturating_sub(1);
+        }
+        self.metrics
+            .request_latency(at.saturating_duration_since(req.sent_at));
+        for (b, ack) in req.batches.into_iter().zip(pending) {
+            if let Some(s) = self
+                .partitions
+                .get_mut(&(Arc::clone(&b.topic), b.partition))
+            {
+                s.in_flight = s.in_flight.saturating_sub(1);
+                if b.base_sequence >= 0 {
+                    s.last_acked_sequence = seq_add(b.base_sequence, b.records - 1);
+                }
+            }
+            match ack {
+                Some(ack) => {
+                    Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Ok(ack))
+                }
+                None => {
+                    if let Ok(buf) = b.data.try_into_vec() {
+                        self.acc.recycle(buf);
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn handle_completion(&mut self, c: Completion) {
         if c.token & CONNECT_TOKEN != 0 {
             let broker = c.token as u32 as i32;
@@ -304,6 +468,14 @@ impl SenderThread {
         b: ProducerBatch,
         result: Result<BatchAck>,
     ) {
+        if b.split.is_none() && b.completion.is_done() {
+            // Completed already: on the reader thread, as the answer came
+            // in while the sender was aborting (see `quiet_reply`).
+            if let Ok(buf) = b.data.try_into_vec() {
+                acc.recycle(buf);
+            }
+            return;
+        }
         match &result {
             Ok(_) => metrics.records_acked(b.records as u64),
             Err(e) => {
@@ -315,8 +487,9 @@ impl SenderThread {
         }
         match b.split {
             None => {
-                b.completion.complete(result);
-                acc.finished(b.id, b.reserved);
+                if b.completion.complete(result) {
+                    acc.finished(b.id, b.reserved);
+                }
             }
             Some((first, total)) => {
                 let records = u32::try_from(b.records).unwrap_or(0);
@@ -348,6 +521,56 @@ impl SenderThread {
         }
         self.fail_queued(&e);
     }
+}
+
+/// On the reader: when the answer acknowledges every batch of `quiet`,
+/// completes each one that has no callback and returns, per batch, `None`
+/// (done) or the acknowledgement the sender must finish it with. `None`
+/// when the answer does not decode or refuses any batch: the sender takes
+/// it apart then.
+fn settle(
+    body: &Bytes,
+    version: i16,
+    quiet: &[QuietBatch],
+    acc: &Accumulator,
+    metrics: &Metrics,
+) -> Option<Vec<Option<BatchAck>>> {
+    let response = decode_response::<ProduceRequest>(body, version).ok()?;
+    let mut acks = Vec::with_capacity(quiet.len());
+    for b in quiet {
+        let p = response
+            .responses
+            .iter()
+            .find(|t| t.name == *b.topic)?
+            .partition_responses
+            .iter()
+            .find(|p| p.index == b.partition)?;
+        if !ErrorCode(p.error_code).is_ok() {
+            return None;
+        }
+        acks.push(BatchAck::whole(
+            p.base_offset,
+            Some(p.log_append_time_ms).filter(|t| *t >= 0),
+        ));
+    }
+    Some(
+        quiet
+            .iter()
+            .zip(acks)
+            .map(|(b, ack)| {
+                let counted = || metrics.records_acked(b.records as u64);
+                if b.completion.complete_quietly(Ok(ack.clone()), counted) {
+                    acc.finished(b.id, b.reserved);
+                    None
+                } else if b.completion.is_done() {
+                    // Finished by the sender as it aborted: nothing left.
+                    None
+                } else {
+                    Some(ack)
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Sequence arithmetic: Kafka sequences run from 0 to `i32::MAX` and wrap

@@ -22,6 +22,7 @@ use crate::records::BatchOptions;
 impl SenderThread {
     /// Sends whatever is ready; returns the next linger deadline.
     pub(super) fn send_ready(&mut self, now: Instant) -> Option<Instant> {
+        self.left_for_sender = true;
         if !self.ensure_producer_id(now) {
             // Still tell the caller when to look again.
             return self.acc.drain(now, |_, _, _| false).1;
@@ -135,8 +136,12 @@ impl SenderThread {
             .is_some_and(|g| g.producer_id() != self.pid);
         let added = txn_guard.as_ref().map(|g| &g.partitions);
         let mut new_in_txn: Vec<(Arc<str>, i32)> = Vec::new();
+        // Whether a batch stays for a reason other than an answer still to
+        // come (whose arrival looks again: `quiet_reply`, or a completion).
+        let mut stays = false;
         let (drained, next_linger) = self.acc.drain(now, |topic, p, size| {
             if stale {
+                stays = true;
                 return false;
             }
             if let Some(added) = added {
@@ -146,19 +151,26 @@ impl SenderThread {
                     if !new_in_txn.iter().any(|(t, q)| *q == p && t == topic) {
                         new_in_txn.push((Arc::clone(topic), p));
                     }
+                    stays = true;
                     return false;
                 }
             }
             let Some(leader) = snap.leader(topic, p) else {
                 unknown_leader = true;
+                stays = true;
                 return false;
             };
             if !ready_brokers.get(&leader).copied().unwrap_or(false) {
+                stays = true;
                 return false;
             }
             let key = (Arc::clone(topic), p);
             let state = partitions.entry(key.clone()).or_default();
-            if !state.retries.is_empty() || state.in_flight >= per_partition {
+            if !state.retries.is_empty() {
+                stays = true;
+                return false;
+            }
+            if state.in_flight >= per_partition {
                 return false;
             }
             let Some(index) =
@@ -171,6 +183,7 @@ impl SenderThread {
             true
         });
         drop(txn_guard);
+        self.left_for_sender = stays;
         if unknown_leader {
             self.cluster.request_update();
         }
@@ -345,7 +358,7 @@ impl SenderThread {
                     rest,
                     (acks != Acks::None).then(|| ProduceRequest::response_header_version(version)),
                     self.cfg.client.request_timeout,
-                    Reply::new(self.done_tx.clone(), token),
+                    self.quiet_reply(token, version, &batches),
                 )?;
                 Ok(version)
             });

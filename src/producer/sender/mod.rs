@@ -14,8 +14,8 @@ mod answer;
 mod drain;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
@@ -33,7 +33,7 @@ use crate::net::Completion;
 use crate::protocol::messages::InitProducerIdRequest;
 use crate::protocol::{ApiKey, ErrorCode};
 use crate::records::set_producer_state;
-use answer::seq_add;
+use answer::{seq_add, Answer};
 
 /// Sender run state, set by the producer handle.
 pub(crate) const RUNNING: u8 = 0;
@@ -104,6 +104,17 @@ pub(crate) struct SenderThread {
     wake_rx: Receiver<()>,
     done_tx: Sender<Completion>,
     done_rx: Receiver<Completion>,
+    /// Produce answers, in the order each connection got them. Pushed by
+    /// the connection's reader (see `quiet_reply`); the sender does not
+    /// wait on this channel, the reader wakes it when it must look.
+    answers_tx: Sender<Answer>,
+    answers_rx: Receiver<Answer>,
+    /// Answers a `send()` caller took off `answers_rx` but left to the
+    /// sender thread (`drive`); taken before the channel's.
+    deferred: VecDeque<Answer>,
+    /// Set while the sender has work that waits on an answer (retries, an
+    /// epoch bump, closing): every answer then wakes it.
+    eager: Arc<AtomicBool>,
     in_flight: HashMap<u64, InFlight>,
     broker_in_flight: HashMap<i32, usize>,
     partitions: HashMap<(Arc<str>, i32), PartitionState>,
@@ -118,6 +129,12 @@ pub(crate) struct SenderThread {
     /// A `send()` caller is taking this turn ([`SenderThread::drive`]):
     /// what must be handled on the sender thread goes through `done_tx`.
     driving: bool,
+    /// The last `send_ready` left a batch for a reason no answer will
+    /// settle (unknown leader, connecting, retries, a transaction's step).
+    left_for_sender: bool,
+    /// This state, as the thread and `send()` callers share it: a reader
+    /// settling an answer takes the next turn through it (`quiet_reply`).
+    me: Weak<Mutex<SenderThread>>,
 }
 
 /// Completion tokens with this bit set answer a background connect to the
@@ -133,29 +150,38 @@ impl SenderThread {
         state: Arc<AtomicU8>,
         wake_rx: Receiver<()>,
         txn: Option<Arc<Transactions>>,
-    ) -> SenderThread {
+    ) -> Arc<Mutex<SenderThread>> {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        SenderThread {
-            cfg,
-            cluster,
-            acc,
-            metrics,
-            state,
-            wake_rx,
-            done_tx,
-            done_rx,
-            in_flight: HashMap::new(),
-            broker_in_flight: HashMap::new(),
-            partitions: HashMap::new(),
-            next_token: 1,
-            pid: None,
-            need_bump: false,
-            pid_retry_at: None,
-            seen_refresh: None,
-            connecting: std::collections::HashSet::new(),
-            txn,
-            driving: false,
-        }
+        let (answers_tx, answers_rx) = crossbeam_channel::unbounded();
+        Arc::new_cyclic(|me| {
+            Mutex::new(SenderThread {
+                cfg,
+                cluster,
+                acc,
+                metrics,
+                state,
+                wake_rx,
+                done_tx,
+                done_rx,
+                answers_tx,
+                answers_rx,
+                deferred: VecDeque::new(),
+                eager: Arc::new(AtomicBool::new(true)),
+                in_flight: HashMap::new(),
+                broker_in_flight: HashMap::new(),
+                partitions: HashMap::new(),
+                next_token: 1,
+                pid: None,
+                need_bump: false,
+                pid_retry_at: None,
+                seen_refresh: None,
+                connecting: std::collections::HashSet::new(),
+                txn,
+                driving: false,
+                left_for_sender: false,
+                me: me.clone(),
+            })
+        })
     }
 
     /// The thread's body: turns until the producer closes. Callers of
@@ -164,12 +190,12 @@ impl SenderThread {
     /// which is never held while waiting.
     pub(crate) fn run(core: Arc<Mutex<SenderThread>>) {
         mark_callback_thread();
-        let (wake_rx, done_rx) = {
+        let (wake_rx, done_rx, metrics) = {
             let s = core.lock();
-            (s.wake_rx.clone(), s.done_rx.clone())
+            (s.wake_rx.clone(), s.done_rx.clone(), Arc::clone(&s.metrics))
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Self::run_loop(&core, &wake_rx, &done_rx)
+            Self::run_loop(&core, &wake_rx, &done_rx, &metrics)
         }));
         if outcome.is_err() {
             log::error!("the producer's sender thread panicked; failing every pending record");
@@ -178,6 +204,8 @@ impl SenderThread {
         // fails now: no future may wait for a thread that is gone.
         let mut s = core.lock();
         s.acc.close();
+        s.eager.store(true, Ordering::SeqCst);
+        s.take_answers();
         s.abort_all();
     }
 
@@ -185,6 +213,7 @@ impl SenderThread {
         core: &Mutex<SenderThread>,
         wake_rx: &Receiver<()>,
         done_rx: &Receiver<Completion>,
+        metrics: &Metrics,
     ) {
         loop {
             let Some(wait) = core.lock().turn() else {
@@ -199,6 +228,7 @@ impl SenderThread {
                 }
                 default(wait) => {}
             }
+            metrics.sender_woke();
         }
     }
 
@@ -209,6 +239,7 @@ impl SenderThread {
         if state == ABORT {
             return None;
         }
+        self.take_answers();
         while let Ok(c) = self.done_rx.try_recv() {
             self.handle_completion(c);
         }
@@ -221,6 +252,20 @@ impl SenderThread {
         let next_linger = self.send_ready(now);
         if state == CLOSING && self.idle() {
             return None;
+        }
+        // An answer that finds `eager` clear does not wake us: its
+        // records are complete already (`quiet_reply`), only our
+        // bookkeeping is left, done on the next turn (or by a `send()`
+        // taking it, `drive`). Store, then look (the reader pushes, then
+        // loads): one of the two sees the other.
+        let eager = state != RUNNING
+            || self.need_bump
+            || self.pid_retry_at.is_some()
+            || self.partitions.values().any(|p| !p.retries.is_empty());
+        self.eager.store(eager, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if eager && !self.answers_rx.is_empty() {
+            return Some(Duration::ZERO);
         }
         Some(self.next_wakeup(now, next_linger))
     }
@@ -237,10 +282,25 @@ impl SenderThread {
         if self.state.load(Ordering::Acquire) != RUNNING
             || self.txn.is_some()
             || !self.done_rx.is_empty()
+            || !self.deferred.is_empty()
             || (self.cfg.enable_idempotence && (self.pid.is_none() || self.need_bump))
             || self.partitions.values().any(|p| !p.retries.is_empty())
         {
             return false;
+        }
+        // Answers the readers settled: their bookkeeping (in-flight counts,
+        // sequences) frees the partitions for this turn. Anything more (a
+        // callback to run, an error) stays the sender thread's, in order.
+        while let Ok(a) = self.answers_rx.try_recv() {
+            match a {
+                Answer::Settled { token, at, pending } if pending.iter().all(Option::is_none) => {
+                    self.handle_settled(token, at, pending)
+                }
+                other => {
+                    self.deferred.push_back(other);
+                    return false;
+                }
+            }
         }
         self.driving = true;
         // Callbacks do not run here (answers are the sender's), but a batch
@@ -249,7 +309,9 @@ impl SenderThread {
         // sender's state.
         as_callback_thread(|| self.send_ready(now));
         self.driving = false;
-        !self.acc.has_queued()
+        // A batch waiting for its partition's answer needs no wake-up: the
+        // answer's arrival looks again.
+        !self.left_for_sender
     }
 
     /// Topics can gain partitions; new sends spread over them once the
