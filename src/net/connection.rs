@@ -409,7 +409,8 @@ pub(crate) fn decode_response<R: Request>(body: &Bytes, version: i16) -> Result<
             R::API_KEY
         ))
     })?;
-    d.finish(&format!("a {} v{version} response", R::API_KEY))?;
+    // Named lazily: this runs for every answer.
+    d.finish(format_args!("a {} v{version} response", R::API_KEY))?;
     Ok(r)
 }
 

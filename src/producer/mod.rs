@@ -37,6 +37,12 @@
 //! (`MESSAGE_TOO_LARGE`: the topic's `max.message.bytes` is below
 //! `batch_size`) is sent again in halves, as the Java client does, and each
 //! record's future gets the offset its piece was stored at.
+//!
+//! With `linger_ms` 0 a record should leave at once, so the thread that
+//! sends it does the sender's work itself when the sender thread is idle,
+//! and the connection's reader completes the answer: a request/reply
+//! service sending one record at a time wakes no sender thread at all
+//! (callbacks still run on the sender thread only).
 
 mod accumulator;
 mod config;

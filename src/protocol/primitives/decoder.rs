@@ -37,7 +37,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// An error unless every byte has been read.
-    pub fn finish(&self, what: &str) -> Result<()> {
+    pub fn finish(&self, what: impl std::fmt::Display) -> Result<()> {
         if self.remaining() == 0 {
             Ok(())
         } else {
@@ -292,7 +292,7 @@ impl<'a> Decoder<'a> {
             let data = self.bytes_exact(size)?;
             let mut sub = Decoder::new(&data);
             if known(tag, &mut sub)? {
-                sub.finish(&format!("tagged field {tag}"))?;
+                sub.finish(format_args!("tagged field {tag}"))?;
             } else {
                 unknown.push(RawTaggedField { tag, data });
             }
