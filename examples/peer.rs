@@ -11,7 +11,8 @@
 //! buffer, message i to partition i mod P. `consume` assigns every
 //! partition from the beginning (no group) with the consumer's defaults;
 //! `latency` sends one message at a time (linger 0) to partition 0 and
-//! reads it back with a fetch wait of `PEER_LATENCY_FETCH_WAIT_MS` (1 ms).
+//! reads it back with a fetch wait of `PEER_LATENCY_FETCH_WAIT_MS` (1 ms);
+//! `PEER_LATENCY_DUMP=<file>` writes every latency there, one per line.
 //!
 //! Through TLS: `PEER_SECURITY_PROTOCOL=SSL PEER_SSL_CAFILE=<ca.pem>` (see
 //! `examples/tls_front.rs`), and `PEER_SSL_CIPHERS` to pick the cipher
@@ -429,6 +430,13 @@ fn latency(a: &Args) -> Report {
     }
     let elapsed = t_meas.elapsed();
     let _ = producer.close(Duration::from_secs(10));
+    if let Ok(path) = std::env::var("PEER_LATENCY_DUMP") {
+        // One latency (µs) per line, in send order: where the outliers are.
+        let text: String = lat.iter().map(|l| format!("{l:.1}\n")).collect();
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("PEER_LATENCY_DUMP {path}: {e}");
+        }
+    }
     Report {
         mode: "latency",
         partitions: parts,
