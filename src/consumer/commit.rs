@@ -15,7 +15,7 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::Group;
-use crate::net::{decode_response, Completion, Reply};
+use crate::net::{decode_response, Completion};
 use crate::protocol::messages::OffsetCommitRequest;
 
 impl Consumer {
@@ -246,7 +246,7 @@ impl Consumer {
                     Some(version),
                     true,
                     timeout,
-                    Reply::new(self.commit_tx.clone(), token),
+                    self.commit_tx.reply(token),
                 )?;
                 Ok(version)
             });
@@ -301,7 +301,7 @@ impl Consumer {
                 if found.is_err() {
                     handle.coordinator_failed();
                 }
-                let _ = tx.send(Background::Coordinator(found));
+                tx.send(Background::Coordinator(found));
             });
         match spawned {
             Ok(_) => self.coordinator_in_flight = true,

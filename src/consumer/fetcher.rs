@@ -160,6 +160,70 @@ pub(crate) struct FetchedChunk {
     pub(crate) counted: bool,
 }
 
+/// Wakes a consumer blocked on the data channel for news that came on
+/// another of its channels (a group event, a commit's answer, a background
+/// lookup). The consumer waits on the data channel alone: a wait on several
+/// (`select!`) unregisters from each on waking and so often meets the
+/// thread that woke it still holding that channel's lock, a second
+/// sleep on the record's way. A chunk with nothing in it (not counted,
+/// no parts) sends the consumer round its loop.
+#[derive(Clone)]
+pub(crate) struct Nudge {
+    tx: Sender<FetchedChunk>,
+    shared: Arc<Shared>,
+}
+
+impl Nudge {
+    /// Call after the news is queued: either the consumer sees it before it
+    /// blocks, or this sees the consumer waiting (both sides fence).
+    pub(crate) fn nudge(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.shared.consumer_waiting.load(Ordering::SeqCst) {
+            let _ = self.tx.send(FetchedChunk {
+                broker: -1,
+                parts: Vec::new(),
+                counted: false,
+            });
+        }
+    }
+}
+
+/// A channel to the consumer whose every message nudges it.
+pub(crate) struct Mailbox<T> {
+    tx: Sender<T>,
+    nudge: Nudge,
+}
+
+impl<T> Clone for Mailbox<T> {
+    fn clone(&self) -> Self {
+        Mailbox {
+            tx: self.tx.clone(),
+            nudge: self.nudge.clone(),
+        }
+    }
+}
+
+impl<T> Mailbox<T> {
+    /// A mailbox sending into `tx`.
+    pub(crate) fn new(tx: Sender<T>, nudge: Nudge) -> Mailbox<T> {
+        Mailbox { tx, nudge }
+    }
+
+    /// Queues `m` for the consumer and wakes it if it waits.
+    pub(crate) fn send(&self, m: T) {
+        let _ = self.tx.send(m);
+        self.nudge.nudge();
+    }
+}
+
+impl Mailbox<crate::net::Completion> {
+    /// A reply delivered into this mailbox (on the connection's reader).
+    pub(crate) fn reply(&self, token: u64) -> crate::net::Reply {
+        let mailbox = self.clone();
+        crate::net::Reply::run(token, move |c| mailbox.send(c))
+    }
+}
+
 /// The consumer thread's handle to the fetch thread.
 pub(crate) struct Fetcher {
     shared: Arc<Shared>,
@@ -261,9 +325,24 @@ impl Fetcher {
     }
 
     /// The consumer is about to block waiting for a chunk (`true`, with
-    /// nothing buffered), or stopped waiting (`false`).
+    /// nothing buffered), or stopped waiting (`false`). After `true` (a
+    /// full fence) the consumer looks at its other channels once more
+    /// before it blocks: news queued before this is seen there, news queued
+    /// after it is nudged ([`Nudge`]).
     pub(crate) fn waiting(&self, on: bool) {
-        self.shared.consumer_waiting.store(on, Ordering::Release);
+        self.shared.consumer_waiting.store(on, Ordering::SeqCst);
+        if on {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+    }
+
+    /// A handle that wakes the consumer blocked on the data channel when
+    /// news arrives on another of its channels.
+    pub(crate) fn nudger(&self) -> Nudge {
+        Nudge {
+            tx: self.core.data_tx.clone(),
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The consumer took `chunk` from the channel: its broker may get its
@@ -326,5 +405,44 @@ impl Fetcher {
 impl Drop for Fetcher {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nudge() -> (Nudge, Receiver<FetchedChunk>) {
+        let (wake_tx, _wake_rx) = crossbeam_channel::bounded(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(FetchState::default()),
+            wake_tx,
+            consumer_waiting: AtomicBool::new(false),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Nudge { tx, shared }, rx)
+    }
+
+    #[test]
+    fn a_mailbox_message_nudges_only_a_waiting_consumer() {
+        let (nudge, data) = nudge();
+        let (tx, inbox) = crossbeam_channel::unbounded();
+        let mailbox = Mailbox::new(tx, nudge.clone());
+        // Not waiting: the message is queued, the data channel left alone.
+        mailbox.send(1);
+        assert_eq!(inbox.try_recv().ok(), Some(1));
+        assert!(data.is_empty());
+        // Waiting on the data channel: an empty, uncounted chunk wakes it.
+        nudge.shared.consumer_waiting.store(true, Ordering::SeqCst);
+        mailbox.send(2);
+        assert_eq!(inbox.try_recv().ok(), Some(2));
+        let chunk = data.try_recv().expect("a nudge");
+        assert!(chunk.parts.is_empty() && !chunk.counted);
+        // An answer delivered through the mailbox's reply nudges too.
+        let (tx, answers) = crossbeam_channel::unbounded();
+        let replies = Mailbox::new(tx, nudge);
+        replies.reply(7).complete(Ok(Bytes::new()));
+        assert_eq!(answers.try_recv().map(|c| c.token).ok(), Some(7));
+        assert!(data.try_recv().is_ok());
     }
 }

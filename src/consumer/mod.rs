@@ -87,7 +87,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 pub use config::{
     AssignmentStrategy, AutoOffsetReset, ConsumerBuilder, ConsumerConfig, GroupProtocol,
@@ -101,7 +101,7 @@ pub use metrics::ConsumerMetrics;
 pub use crate::partition::{IntoTopicName, OffsetAndMetadata, TopicPartition};
 
 use cursor::Cursor;
-use fetcher::{FetchSettings, Fetcher, PartitionData};
+use fetcher::{FetchSettings, Fetcher, Mailbox, PartitionData};
 use pattern::Pattern;
 
 use crate::cluster::{Cluster, ClusterMetadata};
@@ -243,11 +243,11 @@ pub struct Consumer {
     /// A coordinator lookup runs in the background.
     coordinator_in_flight: bool,
     deferred_commits: Vec<DeferredCommit>,
-    bg_tx: Sender<Background>,
+    bg_tx: Mailbox<Background>,
     bg_rx: Receiver<Background>,
     listener: Option<Box<dyn RebalanceListener>>,
     stashed_events: VecDeque<GroupMsg>,
-    commit_tx: Sender<Completion>,
+    commit_tx: Mailbox<Completion>,
     commit_rx: Receiver<Completion>,
     pending_commits: HashMap<u64, PendingCommit>,
     finished_commits: Vec<(
@@ -309,16 +309,23 @@ impl Consumer {
             },
             Arc::clone(&metrics),
         )?;
+        let nudge = fetcher.nudger();
         let group = match cfg.group_config() {
-            Some(group_cfg) => Some(Group::start(
-                group_cfg,
-                Arc::clone(&cluster),
-                Arc::clone(&metrics) as Arc<dyn crate::group::GroupMetrics>,
-            )?),
+            Some(group_cfg) => {
+                let nudge = nudge.clone();
+                Some(Group::start(
+                    group_cfg,
+                    Arc::clone(&cluster),
+                    Arc::clone(&metrics) as Arc<dyn crate::group::GroupMetrics>,
+                    Arc::new(move || nudge.nudge()),
+                )?)
+            }
             None => None,
         };
         let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
+        let commit_tx = Mailbox::new(commit_tx, nudge.clone());
         let (bg_tx, bg_rx) = crossbeam_channel::unbounded();
+        let bg_tx = Mailbox::new(bg_tx, nudge);
         Ok(Consumer {
             read_options: ReadOptions {
                 check_crcs: cfg.check_crcs,

@@ -5,8 +5,6 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::select;
-
 use super::cursor::Cursor;
 use super::fetcher::PartitionData;
 use super::offsets::{EARLIEST, LATEST};
@@ -198,34 +196,34 @@ impl Consumer {
             if let Some(t) = self.positions_retry_at {
                 until = until.min(t.max(now));
             }
-            let never = crossbeam_channel::never();
-            let events = self.group.as_ref().map_or(&never, |g| &g.events);
             // Nothing buffered or being read: an answer arriving now is
             // taken at once, so the fetcher need not wait for this thread.
             self.fetcher.waiting(true);
-            select! {
-                recv(self.fetcher.data_rx) -> c => {
-                    if let Ok(chunk) = c {
-                        self.fetcher.taken(&chunk);
-                        self.queue.extend(chunk.parts);
-                    }
+            // Group events, commit answers and background results nudge the
+            // data channel (`fetcher::Nudge`), so this waits on it alone;
+            // what came before the flag was set is taken here.
+            let mut news = false;
+            if let Some(m) = self.group.as_ref().and_then(|g| g.events.try_recv().ok()) {
+                self.stashed_events.push_back(m);
+                news = true;
+            }
+            if let Ok(c) = self.commit_rx.try_recv() {
+                self.finish_async_commit(c);
+                news = true;
+            }
+            if let Ok(b) = self.bg_rx.try_recv() {
+                self.handle_background(b);
+                news = true;
+            }
+            if !news {
+                if let Ok(chunk) = self
+                    .fetcher
+                    .data_rx
+                    .recv_timeout(until.saturating_duration_since(now))
+                {
+                    self.fetcher.taken(&chunk);
+                    self.queue.extend(chunk.parts);
                 }
-                recv(events) -> m => {
-                    if let Ok(m) = m {
-                        self.stashed_events.push_back(m);
-                    }
-                }
-                recv(self.commit_rx) -> c => {
-                    if let Ok(c) = c {
-                        self.finish_async_commit(c);
-                    }
-                }
-                recv(self.bg_rx) -> b => {
-                    if let Ok(b) = b {
-                        self.handle_background(b);
-                    }
-                }
-                default(until.saturating_duration_since(now)) => {}
             }
             self.fetcher.waiting(false);
         }

@@ -203,7 +203,7 @@ impl Consumer {
         let spawned = std::thread::Builder::new()
             .name("kafka-consumer-offsets".into())
             .spawn(move || {
-                let _ = tx.send(Background::Positions(positions::look_up(&ctx, wanted)));
+                tx.send(Background::Positions(positions::look_up(&ctx, wanted)));
             });
         match spawned {
             Ok(_) => self.positions_in_flight = true,

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::coordinator::find_coordinator;
-use super::{GroupCmd, GroupConfig, GroupMetrics, GroupMsg, Runner};
+use super::{EventSink, GroupCmd, GroupConfig, GroupMetrics, GroupMsg, Runner, Wake};
 use crate::cluster::{Cluster, Purpose};
 use crate::error::{Error, Result};
 use crate::net::Connection;
@@ -144,6 +144,7 @@ impl Group {
         cfg: GroupConfig,
         cluster: Arc<Cluster>,
         metrics: Arc<dyn GroupMetrics>,
+        wake: Wake,
     ) -> Result<Group> {
         let group_id = cfg.group_id.clone();
         let shared = Arc::new(GroupShared::new());
@@ -157,7 +158,7 @@ impl Group {
             Arc::clone(&shared),
             metrics,
             cmd_rx,
-            event_tx,
+            EventSink { tx: event_tx, wake },
         );
         let thread = std::thread::Builder::new()
             .name("kafka-consumer-group".into())

@@ -122,7 +122,7 @@ pub(crate) struct Runner {
     shared: Arc<GroupShared>,
     metrics: Arc<dyn GroupMetrics>,
     cmd_rx: Receiver<GroupCmd>,
-    event_tx: Sender<GroupMsg>,
+    event_tx: EventSink,
     done_tx: Sender<Completion>,
     done_rx: Receiver<Completion>,
     next_token: u64,
@@ -149,6 +149,17 @@ pub(crate) struct Runner {
     fatal: bool,
 }
 
+/// Wakes the consumer for a group event (it may be blocked waiting for
+/// fetched data, not on the events channel).
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Where the group thread's events go: the consumer's channel, then a
+/// wake-up for the consumer.
+pub(crate) struct EventSink {
+    pub(crate) tx: Sender<GroupMsg>,
+    pub(crate) wake: Wake,
+}
+
 impl Runner {
     fn new(
         group_id: String,
@@ -157,7 +168,7 @@ impl Runner {
         shared: Arc<GroupShared>,
         metrics: Arc<dyn GroupMetrics>,
         cmd_rx: Receiver<GroupCmd>,
-        event_tx: Sender<GroupMsg>,
+        event_tx: EventSink,
     ) -> Runner {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         Runner {
@@ -277,11 +288,12 @@ impl Runner {
     fn emit(&mut self, event: GroupEvent) -> u64 {
         let id = self.next_event_id;
         self.next_event_id += 1;
-        let _ = self.event_tx.send(GroupMsg {
+        let _ = self.event_tx.tx.send(GroupMsg {
             epoch: self.sub_epoch,
             id,
             event,
         });
+        (self.event_tx.wake)();
         id
     }
 
@@ -581,7 +593,10 @@ mod tests {
             shared,
             Arc::new(NoMetrics),
             cmd_rx,
-            event_tx,
+            EventSink {
+                tx: event_tx,
+                wake: Arc::new(|| {}),
+            },
         );
         (r, cmd_tx, events)
     }
