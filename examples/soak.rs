@@ -5,6 +5,9 @@
 //! cargo run --release --example soak -- [seconds, default 180] [consumer restart every s, default 30]
 //! ```
 //!
+//! `SOAK_LINGER_MS` sets the producers' `linger_ms` (default 5; 0 runs
+//! the path where `send()` takes the sender's turn).
+//!
 //! Load: 4 producer threads (idempotent, acks=all, ~500 records/s each), a
 //! group of 3 consumers committing after processing (one of them closed
 //! and replaced every restart period), an admin call every 10 s. Faults,
@@ -217,7 +220,13 @@ fn drive(
         .bootstrap_servers(front)
         .enable_idempotence(true)
         .acks("all")
-        .linger_ms(5)
+        // SOAK_LINGER_MS=0: sends take the sender's turn themselves.
+        .linger_ms(
+            std::env::var("SOAK_LINGER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5),
+        )
         .delivery_timeout_ms(120_000)
         .request_timeout_ms(5_000)
         .build()?;
