@@ -303,8 +303,8 @@ impl Cluster {
 
     /// The connection to broker `id` for `purpose`.
     pub(crate) fn connection(&self, id: i32, purpose: Purpose) -> Result<Connection> {
-        if let Some(c) = self.pool.lock().get(&(id, purpose)) {
-            return Ok(c.clone());
+        if let Some(c) = self.open_connection(id, purpose) {
+            return Ok(c);
         }
         let addr = {
             let snap = self.snapshot.read();

@@ -429,8 +429,11 @@ impl Accumulator {
     }
 
     /// Keeps a completed batch's buffer for reuse (up to what
-    /// `buffer_memory` could hold at once).
-    pub(crate) fn recycle(&self, buf: Vec<u8>) {
+    /// `buffer_memory` could hold at once), when nothing else holds it.
+    pub(crate) fn recycle(&self, data: crate::bytes::Bytes) {
+        let Ok(buf) = data.try_into_vec() else {
+            return;
+        };
         let want = self.cfg.batch_size.max(1024);
         if buf.capacity() < want || buf.capacity() > want * 2 {
             return;

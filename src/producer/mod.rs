@@ -200,7 +200,7 @@ impl Producer {
     /// sender thread is woken.
     fn kick(&self) {
         let inner = &*self.inner;
-        if inner.cfg.linger.is_zero() && inner.txn.is_none() {
+        if inner.cfg.linger.is_zero() {
             if let Some(mut sender) = inner.sender.try_lock() {
                 if sender.drive(Instant::now()) {
                     return;

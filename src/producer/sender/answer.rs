@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ProducerBatch, SenderThread, CONNECT_TOKEN, RUNNING};
+use super::{InFlight, ProducerBatch, SenderThread, CONNECT_TOKEN, RUNNING};
 use crate::bytes::Bytes;
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{decode_response, Completion, Reply};
@@ -16,7 +16,8 @@ use crate::producer::config::Acks;
 use crate::producer::metrics::Metrics;
 use crate::producer::record::{BatchAck, BatchCompletion};
 use crate::producer::transaction::Transactions;
-use crate::protocol::messages::ProduceRequest;
+use crate::protocol::messages::produce_response::PartitionProduceResponse;
+use crate::protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::protocol::ErrorCode;
 use crate::records::{BatchOptions, Compression, ReadOptions, RecordBatchBuilder, RecordBatches};
 
@@ -153,34 +154,52 @@ impl SenderThread {
         at: Instant,
         pending: Vec<Option<BatchAck>>,
     ) {
-        let Some(req) = self.in_flight.remove(&token) else {
+        let Some(req) = self.close_request(token, at) else {
             return;
         };
+        for (b, ack) in req.batches.into_iter().zip(pending) {
+            self.acked(&b);
+            match ack {
+                Some(ack) => {
+                    Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Ok(ack))
+                }
+                None => self.acc.recycle(b.data),
+            }
+        }
+    }
+
+    /// Takes request `token` out of flight (answered at `at`): the
+    /// broker's and its partitions' in-flight counts drop, its latency is
+    /// counted.
+    fn close_request(&mut self, token: u64, at: Instant) -> Option<InFlight> {
+        let req = self.in_flight.remove(&token)?;
         if let Some(n) = self.broker_in_flight.get_mut(&req.broker) {
             *n = n.saturating_sub(1);
         }
         self.metrics
             .request_latency(at.saturating_duration_since(req.sent_at));
-        for (b, ack) in req.batches.into_iter().zip(pending) {
+        for b in &req.batches {
             if let Some(s) = self
                 .partitions
                 .get_mut(&(Arc::clone(&b.topic), b.partition))
             {
                 s.in_flight = s.in_flight.saturating_sub(1);
-                if b.base_sequence >= 0 {
-                    s.last_acked_sequence = seq_add(b.base_sequence, b.records - 1);
-                }
             }
-            match ack {
-                Some(ack) => {
-                    Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Ok(ack))
-                }
-                None => {
-                    if let Ok(buf) = b.data.try_into_vec() {
-                        self.acc.recycle(buf);
-                    }
-                }
-            }
+        }
+        Some(req)
+    }
+
+    /// The broker stored `b`: its partition's last acknowledged sequence
+    /// moves on (with idempotence).
+    fn acked(&mut self, b: &ProducerBatch) {
+        if b.base_sequence < 0 {
+            return;
+        }
+        if let Some(s) = self
+            .partitions
+            .get_mut(&(Arc::clone(&b.topic), b.partition))
+        {
+            s.last_acked_sequence = seq_add(b.base_sequence, b.records - 1);
         }
     }
 
@@ -194,23 +213,10 @@ impl SenderThread {
             }
             return;
         }
-        let Some(req) = self.in_flight.remove(&c.token) else {
+        let now = Instant::now();
+        let Some(req) = self.close_request(c.token, now) else {
             return;
         };
-        if let Some(n) = self.broker_in_flight.get_mut(&req.broker) {
-            *n = n.saturating_sub(1);
-        }
-        let now = Instant::now();
-        self.metrics
-            .request_latency(now.duration_since(req.sent_at));
-        for b in &req.batches {
-            if let Some(s) = self
-                .partitions
-                .get_mut(&(Arc::clone(&b.topic), b.partition))
-            {
-                s.in_flight = s.in_flight.saturating_sub(1);
-            }
-        }
         let body = match c.result {
             Ok(body) => body,
             Err(e) => {
@@ -242,34 +248,15 @@ impl SenderThread {
             }
         };
         for b in req.batches {
-            let answer = response
-                .responses
-                .iter()
-                .find(|t| t.name == *b.topic)
-                .and_then(|t| {
-                    t.partition_responses
-                        .iter()
-                        .find(|p| p.index == b.partition)
-                });
-            let Some(p) = answer else {
+            let Some(p) = partition_answer(&response, &b.topic, b.partition) else {
                 let e = Error::protocol("the produce response left out this partition");
                 self.batch_failed(b, e, now);
                 continue;
             };
             let code = ErrorCode(p.error_code);
-            let ack = BatchAck::whole(
-                p.base_offset,
-                Some(p.log_append_time_ms).filter(|t| *t >= 0),
-            );
+            let ack = ack_of(p);
             if code.is_ok() || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
-                if b.base_sequence >= 0 {
-                    if let Some(s) = self
-                        .partitions
-                        .get_mut(&(Arc::clone(&b.topic), b.partition))
-                    {
-                        s.last_acked_sequence = seq_add(b.base_sequence, b.records - 1);
-                    }
-                }
+                self.acked(&b);
                 Self::finish(&self.acc, &self.metrics, self.txn.as_deref(), b, Ok(ack));
             } else {
                 let mut msg = format!("the broker rejected the batch ({} records)", b.records);
@@ -471,9 +458,7 @@ impl SenderThread {
         if b.split.is_none() && b.completion.is_done() {
             // Completed already: on the reader thread, as the answer came
             // in while the sender was aborting (see `quiet_reply`).
-            if let Ok(buf) = b.data.try_into_vec() {
-                acc.recycle(buf);
-            }
+            acc.recycle(b.data);
             return;
         }
         match &result {
@@ -500,9 +485,7 @@ impl SenderThread {
                 }
             }
         }
-        if let Ok(buf) = b.data.try_into_vec() {
-            acc.recycle(buf);
-        }
+        acc.recycle(b.data);
     }
 
     /// Fails everything still queued, waiting or in flight (close timeout).
@@ -538,20 +521,11 @@ fn settle(
     let response = decode_response::<ProduceRequest>(body, version).ok()?;
     let mut acks = Vec::with_capacity(quiet.len());
     for b in quiet {
-        let p = response
-            .responses
-            .iter()
-            .find(|t| t.name == *b.topic)?
-            .partition_responses
-            .iter()
-            .find(|p| p.index == b.partition)?;
+        let p = partition_answer(&response, &b.topic, b.partition)?;
         if !ErrorCode(p.error_code).is_ok() {
             return None;
         }
-        acks.push(BatchAck::whole(
-            p.base_offset,
-            Some(p.log_append_time_ms).filter(|t| *t >= 0),
-        ));
+        acks.push(ack_of(p));
     }
     Some(
         quiet
@@ -570,6 +544,29 @@ fn settle(
                 }
             })
             .collect(),
+    )
+}
+
+/// The answer's entry for `partition` of `topic`.
+fn partition_answer<'r>(
+    response: &'r ProduceResponse,
+    topic: &str,
+    partition: i32,
+) -> Option<&'r PartitionProduceResponse> {
+    response
+        .responses
+        .iter()
+        .find(|t| t.name == topic)?
+        .partition_responses
+        .iter()
+        .find(|p| p.index == partition)
+}
+
+/// Where an acknowledged batch was stored.
+fn ack_of(p: &PartitionProduceResponse) -> BatchAck {
+    BatchAck::whole(
+        p.base_offset,
+        Some(p.log_append_time_ms).filter(|t| *t >= 0),
     )
 }
 

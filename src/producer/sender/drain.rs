@@ -20,19 +20,24 @@ use crate::protocol::{ApiKey, Message, Request};
 use crate::records::BatchOptions;
 
 impl SenderThread {
-    /// Sends whatever is ready; returns the next linger deadline.
-    pub(super) fn send_ready(&mut self, now: Instant) -> Option<Instant> {
-        self.left_for_sender = true;
+    /// Sends whatever is ready.
+    pub(super) fn send_ready(&mut self, now: Instant) -> Sent {
         if !self.ensure_producer_id(now) {
             // Still tell the caller when to look again.
-            return self.acc.drain(now, |_, _, _| false).1;
+            return Sent {
+                next_linger: self.acc.drain(now, |_, _, _| false).1,
+                stays: true,
+            };
         }
         let txn = self.txn.clone();
         if let Some(e) = txn.as_ref().and_then(|t| t.undrained_error()) {
             // Aborting, or the transaction cannot commit: what has not
             // been sent fails now (in-flight batches finish on their own).
             self.fail_queued(&e);
-            return None;
+            return Sent {
+                next_linger: None,
+                stays: true,
+            };
         }
         if let Some(t) = &txn {
             // Partitions with records waiting (lingering ones too) join the
@@ -183,7 +188,6 @@ impl SenderThread {
             true
         });
         drop(txn_guard);
-        self.left_for_sender = stays;
         if unknown_leader {
             self.cluster.request_update();
         }
@@ -213,7 +217,7 @@ impl SenderThread {
                 }
             }
         }
-        next_linger
+        Sent { next_linger, stays }
     }
 
     /// Whether requests can be encoded for `broker` now, i.e. its API
@@ -398,6 +402,17 @@ impl SenderThread {
             }
         }
     }
+}
+
+/// What one `send_ready` left behind.
+pub(super) struct Sent {
+    /// The next linger deadline of a batch left in the accumulator.
+    pub(super) next_linger: Option<Instant>,
+    /// A batch stays for a reason no answer will settle (unknown leader,
+    /// connecting, retries, a transaction's step): the sender thread must
+    /// look again. A batch waiting only for its partition's answer does
+    /// not count: that answer's arrival looks again.
+    pub(super) stays: bool,
 }
 
 /// Request size limits.

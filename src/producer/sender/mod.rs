@@ -129,9 +129,6 @@ pub(crate) struct SenderThread {
     /// A `send()` caller is taking this turn ([`SenderThread::drive`]):
     /// what must be handled on the sender thread goes through `done_tx`.
     driving: bool,
-    /// The last `send_ready` left a batch for a reason no answer will
-    /// settle (unknown leader, connecting, retries, a transaction's step).
-    left_for_sender: bool,
     /// This state, as the thread and `send()` callers share it: a reader
     /// settling an answer takes the next turn through it (`quiet_reply`).
     me: Weak<Mutex<SenderThread>>,
@@ -178,7 +175,6 @@ impl SenderThread {
                 connecting: std::collections::HashSet::new(),
                 txn,
                 driving: false,
-                left_for_sender: false,
                 me: me.clone(),
             })
         })
@@ -249,7 +245,7 @@ impl SenderThread {
         }
         self.follow_partition_growth();
         self.expire(now);
-        let next_linger = self.send_ready(now);
+        let next_linger = self.send_ready(now).next_linger;
         if state == CLOSING && self.idle() {
             return None;
         }
@@ -258,10 +254,8 @@ impl SenderThread {
         // bookkeeping is left, done on the next turn (or by a `send()`
         // taking it, `drive`). Store, then look (the reader pushes, then
         // loads): one of the two sees the other.
-        let eager = state != RUNNING
-            || self.need_bump
-            || self.pid_retry_at.is_some()
-            || self.partitions.values().any(|p| !p.retries.is_empty());
+        let eager =
+            state != RUNNING || self.need_bump || self.pid_retry_at.is_some() || self.has_retries();
         self.eager.store(eager, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         if eager && !self.answers_rx.is_empty() {
@@ -284,7 +278,7 @@ impl SenderThread {
             || !self.done_rx.is_empty()
             || !self.deferred.is_empty()
             || (self.cfg.enable_idempotence && (self.pid.is_none() || self.need_bump))
-            || self.partitions.values().any(|p| !p.retries.is_empty())
+            || self.has_retries()
         {
             return false;
         }
@@ -307,11 +301,14 @@ impl SenderThread {
         // that fails to build completes at once: it must not wait for the
         // sender thread from inside its callback while this turn holds the
         // sender's state.
-        as_callback_thread(|| self.send_ready(now));
+        let sent = as_callback_thread(|| self.send_ready(now));
         self.driving = false;
-        // A batch waiting for its partition's answer needs no wake-up: the
-        // answer's arrival looks again.
-        !self.left_for_sender
+        !sent.stays
+    }
+
+    /// Whether a batch waits for a retry.
+    fn has_retries(&self) -> bool {
+        self.partitions.values().any(|p| !p.retries.is_empty())
     }
 
     /// Topics can gain partitions; new sends spread over them once the
@@ -334,9 +331,7 @@ impl SenderThread {
     }
 
     fn idle(&self) -> bool {
-        self.in_flight.is_empty()
-            && self.partitions.values().all(|p| p.retries.is_empty())
-            && !self.acc.has_queued()
+        self.in_flight.is_empty() && !self.has_retries() && !self.acc.has_queued()
     }
 
     fn next_wakeup(&self, now: Instant, next_linger: Option<Instant>) -> Duration {
